@@ -1,0 +1,24 @@
+"""stylebridge: translate and edit images through a pretrained StyleGAN2."""
+
+from stylebridge.io.loading import load
+from stylebridge.io.safe_pickle import UnsafePickleError
+from stylebridge.models.base import CheckpointError
+from stylebridge.models.stylegan2 import (
+    StyleGAN2Config,
+    StyleGAN2Discriminator,
+    StyleGAN2DiscriminatorConfig,
+    StyleGAN2Generator,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "StyleGAN2Config",
+    "StyleGAN2Discriminator",
+    "StyleGAN2DiscriminatorConfig",
+    "StyleGAN2Generator",
+    "UnsafePickleError",
+    "__version__",
+    "load",
+]

@@ -1,0 +1,3 @@
+from stylebridge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""Native model format: a folder with ``config.json`` (model type + frozen-dataclass config) and
+``model.safetensors``. Shared by every model family; loading is strict and reports missing/unexpected keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+__all__ = ["MODEL_TYPES", "CheckpointError", "PretrainedModel", "check_state_dict", "config_from_dict"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_VERSION = 1
+
+MODEL_TYPES: dict[str, type[PretrainedModel]] = {}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be loaded (wrong format, mismatched keys or shapes, refused pickle)."""
+
+
+def config_from_dict(cls: type, data: dict[str, Any], source: str = "config") -> Any:
+    """Build the frozen dataclass ``cls`` from a dict; unknown keys are errors, lists become tuples."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise CheckpointError(f"{source}: unknown {cls.__name__} keys {unknown}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: invalid {cls.__name__}: {exc}") from exc
+
+
+def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise CheckpointError naming missing/unexpected keys and shape mismatches, then load with strict=True."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_short(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_short(unexpected)}")
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if shapes:
+        problems.append("shape mismatches " + _short(shapes))
+    if problems:
+        raise CheckpointError(f"{source}: does not match {type(model).__name__}: " + "; ".join(problems))
+    model.load_state_dict(state, strict=True)
+
+
+def _short(items: list[str], limit: int = 8) -> str:
+    head = ", ".join(items[:limit])
+    return f"[{head}{f', … ({len(items) - limit} more)' if len(items) > limit else ''}]"
+
+
+class PretrainedModel(nn.Module):
+    """Base class: ``Model(config)``, ``save_pretrained(dir)``, ``Model.from_pretrained(dir)``."""
+
+    model_type: ClassVar[str] = ""
+    config_class: ClassVar[type] = object
+    config: Any
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.model_type:
+            MODEL_TYPES[cls.model_type] = cls
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def save_pretrained(self, directory: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created); files replaced atomically."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        doc = {"model_type": self.model_type, "format_version": FORMAT_VERSION, "config": self.config.to_dict()}
+        if metadata:
+            doc["metadata"] = metadata
+        _atomic_write(out / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"model_type": self.model_type}))
+        _atomic_write(out / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(doc, indent=2) + "\n"))
+        return out
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> PretrainedModel:
+        """Load a native folder written by ``save_pretrained``; the folder's model type must fit ``cls``."""
+        doc = read_native_config(directory)
+        model_cls = MODEL_TYPES.get(doc["model_type"])
+        if model_cls is None or not issubclass(model_cls, cls):
+            raise CheckpointError(f"{directory}: holds a {doc['model_type']!r} model, not a {cls.__name__}")
+        config = config_from_dict(model_cls.config_class, doc["config"], source=str(Path(directory) / CONFIG_NAME))
+        model = model_cls(config)
+        weights = Path(directory) / WEIGHTS_NAME
+        try:
+            state = load_file(str(weights), device=str(map_location))
+        except Exception as exc:  # safetensors raises several types for truncated/corrupt files
+            raise CheckpointError(f"{weights}: cannot read safetensors file ({exc})") from exc
+        check_state_dict(model, state, str(weights))
+        return model.eval()
+
+
+def read_native_config(directory: str | os.PathLike) -> dict[str, Any]:
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{directory}: not a stylebridge model folder (no {CONFIG_NAME})")
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: invalid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or "model_type" not in doc or "config" not in doc:
+        raise CheckpointError(f"{path}: missing 'model_type' or 'config'")
+    if doc.get("format_version", 1) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {doc['format_version']} is newer than this stylebridge")
+    return doc
+
+
+def _atomic_write(target: Path, write) -> None:
+    """Write through a temporary file in the same folder and rename it over ``target``."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

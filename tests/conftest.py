@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    for line in (GOLDEN / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        actual = hashlib.sha256((GOLDEN / name).read_bytes()).hexdigest()
+        assert actual == digest, f"golden file {name} is corrupt (sha256 {actual[:12]}…, expected {digest[:12]}…)"
+    return GOLDEN
+
+
+@pytest.fixture(scope="session")
+def golden_io(golden_dir):
+    from safetensors.torch import load_file
+
+    return load_file(str(golden_dir / "stylegan2_io.safetensors"))
+
+
+@pytest.fixture(scope="session")
+def golden_ckpt(golden_dir) -> Path:
+    return golden_dir / "stylegan2_010000.pt"
