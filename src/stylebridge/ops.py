@@ -120,13 +120,15 @@ def upfirdn2d(
     c = x.shape[1]
     kh, kw = kernel.shape
     k = kernel.to(dtype=x.dtype, device=x.device)
+    fmt = _memory_format(x)
     if up == 1:
-        xp = F.pad(x, [px0, px1, py0, py1]) if (px0 or px1 or py0 or py1) else x
-        weight = torch.flip(k, [0, 1])[None, None].expand(c, 1, kh, kw)
-        return F.conv2d(xp, weight, stride=down, groups=c)
+        weight = torch.flip(k, [0, 1])[None, None].expand(c, 1, kh, kw).contiguous(memory_format=fmt)
+        if px0 == px1 == py0 == py1 >= 0:  # let the conv pad: no padded copy of x
+            return F.conv2d(x, weight, stride=down, padding=px0, groups=c)
+        return F.conv2d(F.pad(x, [px0, px1, py0, py1]), weight, stride=down, groups=c)
     # Transposed conv = zero insertion followed by a true convolution, giving the "full" output of length
     # (h-1)*up + kh. upfirdn's output sample j is full[j + kh - 1 - pad0]; crop (or zero-pad) accordingly.
-    weight = k[None, None].expand(c, 1, kh, kw)
+    weight = k[None, None].expand(c, 1, kh, kw).contiguous(memory_format=fmt)
     sy, sx = kh - 1 - py0, kw - 1 - px0
     ey, ex = up + py1 - kh, up + px1 - kw  # extra samples needed after the end of "full"
     if sy == sx == -ey == -ex and sy >= 0:
@@ -137,6 +139,14 @@ def upfirdn2d(
     if down > 1:
         out = out[:, :, ::down, ::down]
     return out
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    """channels_last when x is stored NHWC (oneDNN's depthwise kernels are several times faster there)."""
+    if x.ndim == 4 and x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last) \
+            and not x.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def upsample2d(x: torch.Tensor, kernel: torch.Tensor, factor: int = 2) -> torch.Tensor:
@@ -162,15 +172,26 @@ def bias_act(
     negative_slope: float = 0.2,
     gain: float = LRELU_GAIN,
     clamp: float | None = None,
+    inplace: bool = False,
 ) -> torch.Tensor:
     """Leaky ReLU of ``x + bias`` times ``gain`` (StyleGAN2's "fused_lrelu"), optionally clamped to ±clamp.
 
     Args:
         x: [N, C, ...]; ``bias``: [C], broadcast along dim 1.
         clamp: NVlabs' ``conv_clamp`` (already multiplied by the gain); None disables it.
+        inplace: may overwrite ``x`` when autograd does not need it (callers pass their own temporaries).
     """
+    shape = (1, -1, *([1] * (x.ndim - 2)))
+    if inplace and not (torch.is_grad_enabled() and x.requires_grad):
+        # Inference: two passes over x, no new allocations. lrelu(x + b) * g == lrelu(g*x + g*b) for g > 0.
+        if bias is not None:
+            torch.add((bias * gain).to(x.dtype).view(shape), x, alpha=gain, out=x)
+        else:
+            x.mul_(gain)
+        F.leaky_relu_(x, negative_slope)
+        return x.clamp_(-clamp, clamp) if clamp is not None else x
     if bias is not None:
-        x = x + bias.to(x.dtype).view(1, -1, *([1] * (x.ndim - 2)))
+        x = x + bias.to(x.dtype).view(shape)
     x = F.leaky_relu(x, negative_slope) * gain
     if clamp is not None:
         x = x.clamp(-clamp, clamp)
@@ -191,6 +212,8 @@ def modulated_conv2d(
     weight: torch.Tensor,
     styles: torch.Tensor,
     *,
+    weight_gain: float = 1.0,
+    weight_sq: torch.Tensor | None = None,
     demodulate: bool = True,
     up: bool = False,
     padding: int = 1,
@@ -201,9 +224,11 @@ def modulated_conv2d(
     """StyleGAN2 modulated convolution.
 
     Args:
-        x: input activations [N, I, H, W].
-        weight: [O, I, k, k], already multiplied by its equalised-learning-rate scale 1/sqrt(I*k*k).
+        x: input activations [N, I, H, W] (NCHW or channels_last).
+        weight: [O, I, k, k] as stored; the effective weight is ``weight * weight_gain``.
         styles: per-sample input-channel scales [N, I] (the affine output); kept in fp32 by the caller.
+        weight_gain: the equalised-learning-rate scale 1/sqrt(I*k*k), folded into the per-sample scales.
+        weight_sq: optional precomputed ``weight.square().sum([2, 3])`` [O, I] (cached by callers at inference).
         demodulate: divide each output channel by the norm of its modulated weights (not for ToRGB).
         up: transposed conv with stride 2 followed by the FIR blur ``resample_filter`` (scaled by 4).
         padding: conv padding when ``up`` is False.
@@ -216,27 +241,43 @@ def modulated_conv2d(
     """
     n, i, h, w = x.shape
     o, _, kh, kw = weight.shape
-    styles = styles.to(weight.dtype)
+    styles = styles.to(weight.dtype) * weight_gain  # [NI]
+    dcoefs = None
+    if demodulate:
+        # sum_{i,k} (g*w[o,i,k] * s[n,i])^2 = sum_i (g*s[n,i])^2 * sum_k w[o,i,k]^2: an [N,I] x [I,O] product, so
+        # the per-sample weights never need a second pass.
+        wsq = weight.square().sum(dim=[2, 3]) if weight_sq is None else weight_sq
+        dcoefs = torch.rsqrt(styles.square() @ wsq.t() + eps)  # [NO]
+    if kh == kw == 1 and not up:
+        # 1x1 (ToRGB): a batched matmul; oneDNN's conv is several times slower for so few output channels.
+        scale = styles[:, None, :] if dcoefs is None else styles[:, None, :] * dcoefs[:, :, None]  # [NOI]
+        wmat = (weight[None, :, :, 0, 0] * scale).to(x.dtype)  # [NOI]
+        if _memory_format(x) == torch.channels_last:
+            out = torch.matmul(x.permute(0, 2, 3, 1), wmat.transpose(1, 2)[:, None])  # [NHWO]
+            return out.permute(0, 3, 1, 2)
+        return torch.bmm(wmat, x.reshape(n, i, h * w)).reshape(n, o, h, w)
     if resolve_modconv_mode(mode, n):
-        wgt = weight[None] * styles[:, None, :, None, None]  # [NOIkk]
-        if demodulate:
-            wgt = wgt * torch.rsqrt(wgt.square().sum(dim=[2, 3, 4], keepdim=True) + eps)
+        scale = styles[:, None, :]  # [N1I]
+        if dcoefs is not None:
+            scale = scale * dcoefs[:, :, None]  # [NOI]
+        wgt = weight[None] * scale[..., None, None]  # [NOIkk], one pass over the weights
         x = x.reshape(1, n * i, h, w)
+        fmt = _memory_format(x)
         if up:
             wgt = wgt.transpose(1, 2).reshape(n * i, o, kh, kw)  # conv_transpose wants [in, out/groups, k, k]
-            out = F.conv_transpose2d(x, wgt.to(x.dtype), stride=2, groups=n)
+            out = F.conv_transpose2d(x, wgt.to(x.dtype).contiguous(memory_format=fmt), stride=2, groups=n)
         else:
-            out = F.conv2d(x, wgt.reshape(n * o, i, kh, kw).to(x.dtype), padding=padding, groups=n)
+            wgt = wgt.reshape(n * o, i, kh, kw).to(x.dtype).contiguous(memory_format=fmt)
+            out = F.conv2d(x, wgt, padding=padding, groups=n)
         out = out.reshape(n, o, out.shape[2], out.shape[3])
     else:
         x = x * styles.to(x.dtype)[:, :, None, None]
+        wgt = weight.to(x.dtype).contiguous(memory_format=_memory_format(x))
         if up:
-            out = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
+            out = F.conv_transpose2d(x, wgt.transpose(0, 1), stride=2)
         else:
-            out = F.conv2d(x, weight.to(x.dtype), padding=padding)
-        if demodulate:
-            # sum_{i,k} (w[o,i,k] * s[n,i])^2 = sum_i s[n,i]^2 * sum_k w[o,i,k]^2: an [N,I] x [I,O] product.
-            dcoefs = torch.rsqrt(styles.square() @ weight.square().sum(dim=[2, 3]).t() + eps)  # [NO]
+            out = F.conv2d(x, wgt, padding=padding)
+        if dcoefs is not None:
             out = out * dcoefs.to(out.dtype)[:, :, None, None]
     if up:
         if resample_filter is None:

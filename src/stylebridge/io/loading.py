@@ -273,7 +273,7 @@ def generator_from_nvlabs(rec: PickledObject, src: str) -> StyleGAN2Generator:
     arch = _attr(rec, "synthesis", f"b{res}", "architecture")
     if arch not in (None, "skip"):
         raise CheckpointError(f"{src}: synthesis architecture {arch!r} is not supported (only 'skip', config-f)")
-    if _attr(rec, "synthesis", "b4", "conv1", "up") is None and _attr(rec, "synthesis", "b4", "const") is None:
+    if _attr(rec, "synthesis", "b4", "conv1", "up") is None:
         raise CheckpointError(f"{src}: generator record {rec.class_name} does not look like StyleGAN2 "
                               "(StyleGAN3 generators are not supported)")
     nv = record_state_dict(rec)
@@ -374,7 +374,7 @@ def discriminator_from_nvlabs(rec: PickledObject, src: str) -> StyleGAN2Discrimi
     clamp = _attr(rec, f"b{res}", "conv0", "conv_clamp")
     cfg = StyleGAN2DiscriminatorConfig(
         resolution=res, img_channels=sd["convs.0.0.weight"].shape[1],
-        mbstd_group_size=int(group) if group else 4,
+        mbstd_group_size=int(group) if group else None,
         mbstd_num_channels=sd["final_conv.0.weight"].shape[1] - channels[0],
         conv_clamp=float(clamp) if clamp is not None else None, **_channel_fields(res, channels, None))
     model = StyleGAN2Discriminator(cfg)

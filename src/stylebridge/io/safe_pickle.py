@@ -16,7 +16,9 @@ Anything a pickle asks for outside a small allow-list (tensors and storages, con
 
 from __future__ import annotations
 
+import _compat_pickle
 import argparse
+import codecs
 import collections
 import io
 import os
@@ -121,6 +123,13 @@ def _numpy_dtype(name: Any, align: Any = False, copy: Any = False) -> Any:
     return np.dtype(name)
 
 
+def _codecs_encode(text: Any, encoding: Any = "utf-8") -> bytes:
+    """Protocol-2 pickles store bytes as ``_codecs.encode(str, 'latin1')``; allow exactly that."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError("_codecs.encode is only allowed for latin1 byte strings")
+    return codecs.encode(text, "latin1")
+
+
 def _new_object(cls: Any, *args: Any) -> Any:
     """copyreg.__newobj__ / _reconstructor, restricted to our stand-in classes."""
     if isinstance(cls, type) and issubclass(cls, (PickledObject, argparse.Namespace, _EasyDict)):
@@ -154,6 +163,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy", "dtype"): _numpy_dtype,
     ("copyreg", "__newobj__"): _new_object,
     ("copyreg", "_reconstructor"): _reconstructor,
+    ("_codecs", "encode"): _codecs_encode,
 }
 # torch dtypes are pickled as globals (torch.float32, …): values, not callables that do anything.
 _ALLOWED.update({("torch", n): getattr(torch, n) for n in ("float32", "float16", "bfloat16", "float64", "int64",
@@ -163,6 +173,12 @@ _ALLOWED_DESCRIPTION = "tensors and storages, containers, numbers, argparse.Name
 
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
+        # Protocol-2 pickles use Python 2 names (__builtin__.set, copy_reg, …). Python 3 pickles never name those
+        # modules, so mapping them always is safe; the mapped name still has to pass the allow-list.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         key = (module, name)
         if key in _ALLOWED:
             return _ALLOWED[key]
