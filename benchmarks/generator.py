@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import sys
 from collections.abc import Iterator
@@ -27,7 +28,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import best_time, machine_info, matmul_peak_gflops, write_results
 from stylebridge import StyleGAN2Config, StyleGAN2Generator, ops
+from stylebridge.models.base import config_from_dict
 from stylebridge.models.stylegan2 import rosinality_channels
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "models"
+
+
+def config_f(resolution: int) -> StyleGAN2Config:
+    """configs/models/stylegan2-config-f-<res>.json, or config-f defaults at other resolutions."""
+    path = CONFIGS / f"stylegan2-config-f-{resolution}.json"
+    if path.is_file():
+        return config_from_dict(StyleGAN2Config, json.loads(path.read_text())["config"], str(path))
+    return StyleGAN2Config(resolution=resolution)
 
 REFERENCE_S_PER_IMG = {256: 0.88, 1024: 4.96}  # rosinality pure-PyTorch, batch 1, fp32, 2 threads
 
@@ -93,7 +105,7 @@ def main() -> None:
     rows = []
     for res in args.res:
         torch.manual_seed(0)
-        cfg = StyleGAN2Config(resolution=res)
+        cfg = config_f(res)
         G = StyleGAN2Generator(cfg).eval().to(dev)
         G.compute_w_avg(1000)
         gmac = generator_macs(cfg) / 1e9

@@ -182,7 +182,7 @@ def bias_act(
         inplace: may overwrite ``x`` when autograd does not need it (callers pass their own temporaries).
     """
     shape = (1, -1, *([1] * (x.ndim - 2)))
-    if inplace and not (torch.is_grad_enabled() and x.requires_grad):
+    if inplace and _may_overwrite(x):
         # Inference: two passes over x, no new allocations. lrelu(x + b) * g == lrelu(g*x + g*b) for g > 0.
         if bias is not None:
             torch.add((bias * gain).to(x.dtype).view(shape), x, alpha=gain, out=x)
@@ -219,9 +219,10 @@ def modulated_conv2d(
     padding: int = 1,
     resample_filter: torch.Tensor | None = None,
     mode: str = "auto",
+    noise: torch.Tensor | None = None,
     eps: float = 1e-8,
 ) -> torch.Tensor:
-    """StyleGAN2 modulated convolution.
+    """StyleGAN2 modulated convolution (optionally followed by the noise addition, fused where it pays).
 
     Args:
         x: input activations [N, I, H, W] (NCHW or channels_last).
@@ -235,6 +236,8 @@ def modulated_conv2d(
         mode: "grouped" builds per-sample weights [N*O, I, k, k] and runs one grouped conv (cheapest at batch 1);
             "shared" scales the input, runs one conv with the shared weight and demodulates the output
             (best at larger batches, and exportable to ONNX with a dynamic batch); "auto" picks grouped at N == 1.
+        noise: already scaled noise [N or 1, 1, H', W'] added to the output (demodulation and noise are one
+            multiply-add pass in "shared" mode at inference).
 
     Returns:
         [N, O, H', W'] with H' = H (or 2H when ``up``).
@@ -270,6 +273,7 @@ def modulated_conv2d(
             wgt = wgt.reshape(n * o, i, kh, kw).to(x.dtype).contiguous(memory_format=fmt)
             out = F.conv2d(x, wgt, padding=padding, groups=n)
         out = out.reshape(n, o, out.shape[2], out.shape[3])
+        dcoefs = None  # already folded into the per-sample weights
     else:
         x = x * styles.to(x.dtype)[:, :, None, None]
         wgt = weight.to(x.dtype).contiguous(memory_format=_memory_format(x))
@@ -277,11 +281,26 @@ def modulated_conv2d(
             out = F.conv_transpose2d(x, wgt.transpose(0, 1), stride=2)
         else:
             out = F.conv2d(x, wgt, padding=padding)
-        if dcoefs is not None:
-            out = out * dcoefs.to(out.dtype)[:, :, None, None]
     if up:
         if resample_filter is None:
             raise ValueError("modulated_conv2d(up=True) needs a resample_filter")
         p = (resample_filter.shape[0] - 2) - (kh - 1)
         out = blur2d(out, resample_filter, pad=((p + 1) // 2 + 1, p // 2 + 1))
-    return out
+    # Demodulation (a per-channel scale, which commutes with the blur) and noise: one multiply-add pass.
+    if dcoefs is not None:
+        d = dcoefs.to(out.dtype)[:, :, None, None]
+        if noise is not None and _may_overwrite(out):
+            return torch.addcmul(noise.to(out.dtype), out, d, out=out)
+        out = out * d
+    return _add_noise(out, noise)
+
+
+def _may_overwrite(x: torch.Tensor) -> bool:
+    """True when x (a temporary of ours) may be updated in place: autograd does not need it."""
+    return not (torch.is_grad_enabled() and x.requires_grad)
+
+
+def _add_noise(x: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+    if noise is None:
+        return x
+    return x.add_(noise.to(x.dtype)) if _may_overwrite(x) else x + noise.to(x.dtype)

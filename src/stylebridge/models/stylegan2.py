@@ -232,27 +232,26 @@ class ModulatedConv2d(nn.Module):
             self._wsq_cache = (key, self.weight[0].square().sum(dim=[2, 3]))
         return self._wsq_cache[1]
 
-    def forward(self, x: torch.Tensor, styles: torch.Tensor, mode: str = "auto") -> torch.Tensor:
-        """x [N, I, H, W], styles [N, I] (output of ``self.modulation``) → [N, O, H', W']."""
+    def forward(self, x: torch.Tensor, styles: torch.Tensor, mode: str = "auto",
+                noise: torch.Tensor | None = None) -> torch.Tensor:
+        """x [N, I, H, W], styles [N, I] (output of ``self.modulation``) → [N, O, H', W'] (+ scaled noise)."""
         return ops.modulated_conv2d(
             x, self.weight[0], styles, weight_gain=self.scale,
             weight_sq=self.weight_sq() if self.demodulate else None, demodulate=self.demodulate,
-            up=self.upsample, padding=self.padding, resample_filter=self.resample_filter, mode=mode,
+            up=self.upsample, padding=self.padding, resample_filter=self.resample_filter, mode=mode, noise=noise,
         )
 
 
 class NoiseInjection(nn.Module):
+    """Learned per-layer noise strength; the addition itself is fused into the modulated conv."""
+
     def __init__(self) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
 
-    def forward(self, x: torch.Tensor, noise: torch.Tensor | None, inplace: bool = False) -> torch.Tensor:
-        if noise is None:
-            return x
-        scaled = self.weight.to(x.dtype) * noise.to(x.dtype)  # [N or 1, 1, H, W]: small
-        if inplace and not (torch.is_grad_enabled() and x.requires_grad):
-            return x.add_(scaled)
-        return x + scaled
+    def forward(self, noise: torch.Tensor | None) -> torch.Tensor | None:
+        """Scaled noise [N or 1, 1, H, W] (small), or None."""
+        return None if noise is None else self.weight * noise
 
 
 class ConstantInput(nn.Module):
@@ -277,7 +276,7 @@ class StyledConv(nn.Module):
 
     def forward(self, x: torch.Tensor, styles: torch.Tensor, noise: torch.Tensor | None, mode: str) -> torch.Tensor:
         # The conv output is a fresh tensor owned here, so inference may update it in place.
-        return self.activate(self.noise(self.conv(x, styles, mode), noise, inplace=True), inplace=True)
+        return self.activate(self.conv(x, styles, mode, noise=self.noise(noise)), inplace=True)
 
 
 class ToRGB(nn.Module):
