@@ -56,6 +56,27 @@ def test_modconv_grouped_equals_shared(up, demodulate, batch):
     torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
 
 
+@pytest.mark.parametrize("mode", ["grouped", "shared"])
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_modconv_matches_explicit_formula_with_noise(mode, k, channels_last):
+    """Against the textbook definition: per-sample weights w*s, demodulated, conv, plus noise."""
+    x = torch.randn(2, 4, 6, 6, dtype=torch.float64)
+    weight = torch.randn(3, 4, k, k, dtype=torch.float64)
+    s = torch.randn(2, 4, dtype=torch.float64)
+    noise = torch.randn(2, 1, 6, 6, dtype=torch.float64)
+    expected = []
+    for b in range(2):
+        wb = 0.5 * weight * s[b][None, :, None, None]
+        wb = wb / torch.sqrt(wb.square().sum([1, 2, 3], keepdim=True) + 1e-8)
+        expected.append(torch.nn.functional.conv2d(x[b : b + 1], wb, padding=k // 2))
+    expected = torch.cat(expected) + noise
+    xin = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    with torch.no_grad():
+        out = ops.modulated_conv2d(xin, weight, s, weight_gain=0.5, mode=mode, noise=noise, padding=k // 2)
+    torch.testing.assert_close(out, expected, atol=1e-10, rtol=1e-10)
+
+
 def test_modconv_demodulation_normalises_output_channels():
     """With demodulation, unit-variance i.i.d. input gives roughly unit-variance output whatever the style scale."""
     x = torch.randn(1, 64, 32, 32)

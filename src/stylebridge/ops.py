@@ -256,10 +256,11 @@ def modulated_conv2d(
         scale = styles[:, None, :] if dcoefs is None else styles[:, None, :] * dcoefs[:, :, None]  # [NOI]
         wmat = (weight[None, :, :, 0, 0] * scale).to(x.dtype)  # [NOI]
         if _memory_format(x) == torch.channels_last:
-            out = torch.matmul(x.permute(0, 2, 3, 1), wmat.transpose(1, 2)[:, None])  # [NHWO]
-            return out.permute(0, 3, 1, 2)
-        return torch.bmm(wmat, x.reshape(n, i, h * w)).reshape(n, o, h, w)
-    if resolve_modconv_mode(mode, n):
+            out = torch.matmul(x.permute(0, 2, 3, 1), wmat.transpose(1, 2)[:, None]).permute(0, 3, 1, 2)  # NHWO
+        else:
+            out = torch.bmm(wmat, x.reshape(n, i, h * w)).reshape(n, o, h, w)
+        dcoefs = None  # folded into wmat
+    elif resolve_modconv_mode(mode, n):
         scale = styles[:, None, :]  # [N1I]
         if dcoefs is not None:
             scale = scale * dcoefs[:, :, None]  # [NOI]

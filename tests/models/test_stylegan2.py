@@ -92,6 +92,16 @@ def test_w_plus_and_mixing():
         G.synthesize(torch.randn(2, 3, 16))
 
 
+def test_mapping_stays_fp32_under_autocast():
+    G = tiny(16)
+    z = torch.randn(2, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        w = G.map(z)
+        img = G(z, noise_mode="none")
+    assert w.dtype == torch.float32 and img.dtype == torch.float32
+    torch.testing.assert_close(w, G.map(z))
+
+
 def test_truncation_towards_w_avg():
     G = tiny(16)
     G.compute_w_avg(500)

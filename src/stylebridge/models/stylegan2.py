@@ -402,8 +402,11 @@ class StyleGAN2Generator(PretrainedModel):
         """z [N, z_dim] → w [N, w_dim], truncated towards ``w_avg`` when ``truncation_psi`` < 1."""
         if z.ndim != 2 or z.shape[1] != self.config.z_dim:
             raise ValueError(f"z must have shape [N, {self.config.z_dim}], got {tuple(z.shape)}")
-        w = self.style(z.to(self.w_avg.dtype))
-        return self.truncate(w, truncation_psi)
+        # The mapping network stays in fp32 under autocast: it is tiny, and its lr-multiplied weights and the
+        # truncation towards w_avg are sensitive to bf16 rounding.
+        with torch.autocast(z.device.type, enabled=False):
+            w = self.style(z.to(self.w_avg.dtype))
+            return self.truncate(w, truncation_psi)
 
     def truncate(self, w: torch.Tensor, truncation_psi: float) -> torch.Tensor:
         """w_avg + psi * (w - w_avg), for w [N, w_dim] or W+ [N, num_ws, w_dim]."""
