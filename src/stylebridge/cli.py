@@ -75,6 +75,51 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_synthfaces(args: argparse.Namespace) -> int:
+    from stylebridge.data.export import export_synthfaces
+
+    extras = [e.strip() for e in args.with_.split(",") if e.strip()] if args.with_ else []
+    out = export_synthfaces(args.out, args.count, args.resolution, extras, seed=args.seed, batch=args.batch,
+                            progress=not args.quiet)
+    print(f"wrote {args.count} faces ({args.resolution} px{', ' + ', '.join(extras) if extras else ''}) to {out}/")
+    return 0
+
+
+def _cmd_data_prepare(args: argparse.Namespace) -> int:
+    from stylebridge.data.folder import prepare_folder
+
+    report = prepare_folder(args.src, args.out, args.resolution, align=args.align, strict=args.strict,
+                            progress=not args.quiet)
+    print(f"wrote {report.written} images to {report.out}/; skipped {len(report.skipped)} "
+          f"(listed in {report.out}/skipped.txt)")
+    return 0
+
+
+def _cmd_data_emoji(args: argparse.Namespace) -> int:
+    from stylebridge.data.emoji import write_emoji_set
+
+    bg = args.background.lstrip("#")
+    if len(bg) != 6 or any(c not in "0123456789abcdefABCDEF" for c in bg):
+        raise ValueError(f"--background must be a hex colour like #ffffff, got {args.background!r}")
+    count = write_emoji_set(args.out, args.resolution, tuple(int(bg[i : i + 2], 16) for i in (0, 2, 4)))
+    print(f"wrote {count} emoji faces ({args.resolution} px) to {args.out}/")
+    return 0
+
+
+def _cmd_train_domain(args: argparse.Namespace) -> int:
+    from stylebridge.train.domain_net import DomainTrainConfig, evaluate_domain_network, train_domain_network
+
+    torch.set_num_threads(args.threads) if args.threads else None
+    cfg = DomainTrainConfig(steps=args.steps, batch=args.batch, resolution=args.resolution, seed=args.seed)
+    net = train_domain_network(args.out, cfg, resume=not args.no_resume)
+    report = evaluate_domain_network(net, faces=args.eval_faces, resolution=args.resolution)
+    (Path(args.out) / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    for name, scores in report.items():
+        print(f"{name:16s} " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+    print(f"wrote {args.out}/model (native) and {args.out}/eval.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stylebridge", description=__doc__)
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -105,6 +150,44 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--part", default=None, help=PART_HELP)
     i.set_defaults(func=_cmd_info)
 
+    data = sub.add_parser("data", help="data sets: synthfaces, image folders").add_subparsers(dest="what",
+                                                                                               required=True)
+    ds = data.add_parser("synthfaces", help="render synthfaces to PNG (+ sketches, segmentations, attributes)")
+    ds.add_argument("--count", type=int, required=True)
+    ds.add_argument("--resolution", type=int, default=64)
+    ds.add_argument("--out", required=True)
+    ds.add_argument("--with", dest="with_", default="attrs", help="comma list of sketch, seg, attrs (default attrs)")
+    ds.add_argument("--seed", type=int, default=0, help="first seed (faces are seeds seed..seed+count-1)")
+    ds.add_argument("--batch", type=int, default=64)
+    ds.add_argument("--quiet", action="store_true")
+    ds.set_defaults(func=_cmd_data_synthfaces)
+
+    dp = data.add_parser("prepare", help="clean an image folder: decode, centre-crop or align, resize, PNG")
+    dp.add_argument("src")
+    dp.add_argument("--resolution", type=int, required=True)
+    dp.add_argument("--out", required=True)
+    dp.add_argument("--align", action="store_true", help="FFHQ alignment with dlib's 68-point model (optional extra)")
+    dp.add_argument("--strict", action="store_true", help="stop at the first unreadable file instead of skipping it")
+    dp.add_argument("--quiet", action="store_true")
+    dp.set_defaults(func=_cmd_data_prepare)
+    de = data.add_parser("emoji", help="render the face-like emoji of Noto Color Emoji (out-of-domain test set)")
+    de.add_argument("--out", required=True)
+    de.add_argument("--resolution", type=int, default=64)
+    de.add_argument("--background", default="#ffffff", help="background colour, hex (default #ffffff)")
+    de.set_defaults(func=_cmd_data_emoji)
+
+    tr = sub.add_parser("train", help="train a model").add_subparsers(dest="what", required=True)
+    td = tr.add_parser("domain", help="the domain network on synthfaces attributes (features for metrics/losses)")
+    td.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
+    td.add_argument("--steps", type=int, default=3000)
+    td.add_argument("--batch", type=int, default=64)
+    td.add_argument("--resolution", type=int, default=64)
+    td.add_argument("--seed", type=int, default=0)
+    td.add_argument("--eval-faces", type=int, default=1000)
+    td.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    td.add_argument("--no-resume", action="store_true", help="start again even if the folder has a checkpoint")
+    td.set_defaults(func=_cmd_train_domain)
+
     d = sub.add_parser("demo", help="the project's demo: samples, truncation sweep, style mixing")
     d.add_argument("--out", default="demo_out", help="output folder (default demo_out/)")
     d.add_argument("--model", default=None, help="generator to use (default: the best one available)")
@@ -124,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CheckpointError, FileNotFoundError, ValueError, KeyError) as exc:
+    except (CheckpointError, FileNotFoundError, NotADirectoryError, ValueError, KeyError, ImportError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"stylebridge {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -1,0 +1,1 @@
+"""Data: the synthfaces domain, paired task datasets, real image folders."""

@@ -1,0 +1,153 @@
+"""The domain network: a small CNN trained by stylebridge on a domain's attributes (synthfaces by default).
+
+It stands in for the third-party networks the field uses on real faces, and every report names it:
+
+* its pooled features give a Fréchet distance (instead of Inception's FID): `fd_features`;
+* its normalised multi-depth activations give a perceptual distance (instead of LPIPS): `distance`;
+* its embedding gives an identity similarity (instead of ArcFace): `similarity`;
+* its heads score attribute accuracy of reconstructions, translations and edits: `predict`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stylebridge.models.base import PretrainedModel
+
+__all__ = ["STAGES", "DomainNetConfig", "DomainNetwork"]
+
+STAGES = ("stage1", "stage2", "stage3", "stage4")
+
+
+@dataclass(frozen=True)
+class DomainNetConfig:
+    """Architecture of the domain network and the attribute heads it carries."""
+
+    resolution: int = 64  # inputs are resized to this side (area/bilinear) before the network
+    in_channels: int = 3
+    widths: tuple[int, ...] = (32, 64, 128, 192)  # channels of the four stages (each halves the resolution)
+    embed_dim: int = 128  # identity embedding size
+    # Heads: (name, size) in order; size 1 = continuous attribute in [0, 1] (sigmoid), size k = k-way category.
+    heads: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "heads", tuple((str(n), int(k)) for n, k in self.heads))
+        if len(self.widths) != len(STAGES):
+            raise ValueError(f"widths must have {len(STAGES)} entries, got {self.widths}")
+        if self.resolution < 16:
+            raise ValueError(f"resolution must be >= 16, got {self.resolution}")
+
+    @property
+    def head_size(self) -> int:
+        return sum(k for _, k in self.heads)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Block(nn.Module):
+    """Residual block: stride-2 3x3 conv → 3x3 conv, GroupNorm + SiLU, 1x1 strided shortcut."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False)
+        self.norm1 = nn.GroupNorm(8, cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.norm2 = nn.GroupNorm(8, cout)
+        self.skip = nn.Conv2d(cin, cout, 1, stride=2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.silu(self.norm1(self.conv1(x)))
+        h = self.norm2(self.conv2(h))
+        return F.silu(h + self.skip(x))
+
+
+class DomainNetwork(PretrainedModel):
+    """Images [N, C, H, W] in [-1, 1] (any size; resized to ``config.resolution``) → attribute predictions."""
+
+    model_type = "domain-network"
+    config_class = DomainNetConfig
+
+    def __init__(self, config: DomainNetConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        w = c.widths
+        self.stem = nn.Sequential(nn.Conv2d(c.in_channels, w[0], 3, padding=1, bias=False), nn.GroupNorm(8, w[0]),
+                                  nn.SiLU())
+        self.stages = nn.ModuleList([_Block(w[0], w[0]), _Block(w[0], w[1]), _Block(w[1], w[2]), _Block(w[2], w[3])])
+        self.embed = nn.Linear(w[3], c.embed_dim)
+        self.head = nn.Linear(w[3] + c.embed_dim, c.head_size) if c.head_size else None
+
+    # -- internals -----------------------------------------------------------------------------------------------
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.config.in_channels:
+            raise ValueError(f"expected images [N, {self.config.in_channels}, H, W], got {tuple(x.shape)}")
+        r = self.config.resolution
+        if x.shape[-2:] != (r, r):
+            x = F.interpolate(x.float(), size=(r, r), mode="bilinear", antialias=True, align_corners=False)
+        return x.float()
+
+    def _trunk(self, x: torch.Tensor) -> list[torch.Tensor]:
+        h = self.stem(self._prepare(x))
+        feats = []
+        for stage in self.stages:
+            h = stage(h)
+            feats.append(h)
+        return feats
+
+    # -- public API ----------------------------------------------------------------------------------------------
+    def features(self, x: torch.Tensor, layers: Sequence[str] = STAGES) -> dict[str, torch.Tensor]:
+        """Activation maps at the named depths: stage1 [N, w0, R/2, R/2] … stage4 [N, w3, R/16, R/16]."""
+        unknown = set(layers) - set(STAGES)
+        if unknown:
+            raise KeyError(f"unknown layers {sorted(unknown)}; choose from {STAGES}")
+        feats = dict(zip(STAGES, self._trunk(x)))
+        return {k: feats[k] for k in layers}
+
+    def pooled(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pooled last-stage features [N, w3], unit-norm embedding [N, embed_dim])."""
+        pooled = self._trunk(x)[-1].mean(dim=(2, 3))
+        return pooled, F.normalize(self.embed(pooled), dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw head outputs [N, head_size] (logits; continuous heads before the sigmoid)."""
+        if self.head is None:
+            raise RuntimeError("this domain network has no attribute heads")
+        pooled, emb = self.pooled(x)
+        return self.head(torch.cat([pooled, emb], dim=1))
+
+    def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per attribute: continuous values [N] in [0, 1], or category indices [N] (int64)."""
+        out, pos = {}, 0
+        logits = self.forward(x)
+        for name, k in self.config.heads:
+            chunk = logits[:, pos : pos + k]
+            out[name] = torch.sigmoid(chunk[:, 0]) if k == 1 else chunk.argmax(dim=1)
+            pos += k
+        return out
+
+    def fd_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Features for the Fréchet distance: pooled last stage + embedding, [N, w3 + embed_dim]."""
+        pooled, emb = self.pooled(x)
+        return torch.cat([pooled, emb], dim=1)
+
+    def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Perceptual distance [N] ≥ 0 (LPIPS-style, without learned weights): at every stage, channel-normalised
+        activations, squared difference summed over channels, averaged over space; then averaged over stages."""
+        fx, fy = self._trunk(x), self._trunk(y)
+        total = torch.zeros(x.shape[0], device=x.device)
+        for a, b in zip(fx, fy):
+            a = a / (a.norm(dim=1, keepdim=True) + 1e-10)
+            b = b / (b.norm(dim=1, keepdim=True) + 1e-10)
+            total = total + (a - b).square().sum(dim=1).mean(dim=(1, 2))
+        return total / len(fx)
+
+    def similarity(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Identity similarity [N] in [-1, 1]: cosine of the embeddings (the ArcFace role)."""
+        return (self.pooled(x)[1] * self.pooled(y)[1]).sum(dim=1)
