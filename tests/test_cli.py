@@ -72,3 +72,32 @@ def test_demo_writes_its_files(tmp_path, golden_ckpt, capsys):
     for name in ("samples.png", "truncation.png", "mixing.png", "model/config.json"):
         assert (tmp_path / "demo" / name).is_file()
     assert Image.open(tmp_path / "demo" / "truncation.png").size == (2 + 6 * 34, 2 + 4 * 34)
+
+
+def test_data_synthfaces_and_prepare(tmp_path, capsys):
+    out = tmp_path / "sf"
+    assert main(["data", "synthfaces", "--count", "5", "--resolution", "32", "--out", str(out),
+                 "--with", "sketch,seg,attrs", "--seed", "7", "--quiet"]) == 0
+    assert sorted(p.name for p in (out / "images").iterdir())[0] == "00000007.png"
+    assert len((out / "attributes.jsonl").read_text().splitlines()) == 5
+    (out / "images" / "broken.png").write_bytes(b"not a png")
+    assert main(["data", "prepare", str(out / "images"), "--resolution", "16", "--out", str(tmp_path / "p"),
+                 "--quiet"]) == 0
+    assert "wrote 5 images" in capsys.readouterr().out
+    assert "broken.png" in (tmp_path / "p" / "skipped.txt").read_text()
+    assert main(["data", "prepare", str(out / "images"), "--resolution", "16", "--out", str(tmp_path / "q"),
+                 "--strict", "--quiet"]) == 2
+    assert "broken.png" in capsys.readouterr().err
+    assert main(["data", "synthfaces", "--count", "2", "--out", str(tmp_path / "x"), "--with", "depth"]) == 2
+    assert "unknown extras" in capsys.readouterr().err
+
+
+def test_data_emoji(tmp_path, capsys):
+    from stylebridge.data.emoji import find_emoji_font
+
+    if find_emoji_font() is None:
+        pytest.skip("fonts-noto-color-emoji is not installed (apt-get install fonts-noto-color-emoji)")
+    assert main(["data", "emoji", "--out", str(tmp_path / "e"), "--resolution", "32", "--background", "#202020"]) == 0
+    assert len(list((tmp_path / "e").glob("*.png"))) >= 250
+    assert main(["data", "emoji", "--out", str(tmp_path / "e"), "--background", "blue"]) == 2
+    assert "hex colour" in capsys.readouterr().err

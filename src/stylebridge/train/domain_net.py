@@ -38,6 +38,8 @@ class DomainTrainConfig:
     seed: int = 0
     checkpoint_every: int = 250
     eval_faces: int = 1000
+    widths: tuple[int, ...] = (32, 64, 128, 192)  # DomainNetConfig.widths
+    embed_dim: int = 128
 
 
 def synthfaces_heads() -> tuple[tuple[str, int], ...]:
@@ -89,12 +91,15 @@ def _save_atomic(obj: dict, path: Path) -> None:
 
 
 def train_domain_network(out_dir: str | os.PathLike, cfg: DomainTrainConfig, resume: bool = True,
-                         progress: bool = True) -> DomainNetwork:
-    """Train (or resume) in ``out_dir``; writes ``checkpoint.pt``, ``log.jsonl`` and the final model folder."""
+                         progress: bool = True, max_steps_this_run: int | None = None) -> DomainNetwork:
+    """Train (or resume) in ``out_dir``; writes ``checkpoint.pt``, ``log.jsonl`` and, once ``cfg.steps`` are done,
+    the model folder ``model/``. ``max_steps_this_run`` stops early (checkpointed) to continue later; Ctrl-C
+    also writes a checkpoint before exiting."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    net = DomainNetwork(DomainNetConfig(resolution=cfg.resolution, heads=synthfaces_heads()))
+    net = DomainNetwork(DomainNetConfig(resolution=cfg.resolution, widths=cfg.widths, embed_dim=cfg.embed_dim,
+                                        heads=synthfaces_heads()))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
@@ -106,40 +111,49 @@ def train_domain_network(out_dir: str | os.PathLike, cfg: DomainTrainConfig, res
         gen.set_state(state["rng"])
         step = int(state["step"])
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    sched = lambda s: cfg.lr * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))  # noqa: E731
-    log = open(out / "log.jsonl", "a")
-    bar = tqdm(total=cfg.steps, initial=step, desc="domain net", unit="step", disable=not progress)
-    t0 = time.perf_counter()
+    stop = cfg.steps if max_steps_this_run is None else min(cfg.steps, step + max_steps_this_run)
+
+    def lr_at(s: int) -> float:  # cosine decay over the whole run, so a resumed run follows the same schedule
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))
+
+    def checkpoint() -> None:
+        _save_atomic({"model": net.state_dict(), "optim": opt.state_dict(), "rng": gen.get_state(), "step": step},
+                     ckpt_path)
+
     net.train()
-    while step < cfg.steps:
-        seeds = torch.randint(0, HELD_OUT_SEED, (cfg.batch,), generator=gen).tolist()
-        attrs = sf.sample_attributes(seeds)
-        images = sf.render(attrs, cfg.resolution, outputs=("image",))["image"]
-        v1, v2 = _augment(images, gen), _augment(images, gen)
-        for group in opt.param_groups:
-            group["lr"] = sched(step)
-        pooled1, emb1 = net.pooled(v1)
-        logits = net.head(torch.cat([pooled1, emb1], dim=1))
-        loss_attr = _loss(net, logits, attrs)
-        loss_con = _contrastive(emb1, net.pooled(v2)[1])
-        loss = loss_attr + cfg.contrastive_weight * loss_con
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_attr.item():.3f}", con=f"{loss_con.item():.3f}")
-        if step % 25 == 0:
-            log.write(json.dumps({"step": step, "loss_attr": loss_attr.item(), "loss_con": loss_con.item(),
-                                  "lr": sched(step), "elapsed_s": time.perf_counter() - t0}) + "\n")
-            log.flush()
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            _save_atomic({"model": net.state_dict(), "optim": opt.state_dict(), "rng": gen.get_state(),
-                          "step": step}, ckpt_path)
-    bar.close()
-    log.close()
+    t0 = time.perf_counter()
+    with open(out / "log.jsonl", "a") as log, tqdm(total=cfg.steps, initial=step, desc="domain net", unit="step",
+                                                   disable=not progress) as bar:
+        try:
+            while step < stop:
+                seeds = torch.randint(0, HELD_OUT_SEED, (cfg.batch,), generator=gen).tolist()
+                attrs = sf.sample_attributes(seeds)
+                images = sf.render(attrs, cfg.resolution, outputs=("image",))["image"]
+                v1, v2 = _augment(images, gen), _augment(images, gen)
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(step)
+                pooled1, emb1 = net.pooled(v1)
+                loss_attr = _loss(net, net.head(torch.cat([pooled1, emb1], dim=1)), attrs)
+                loss_con = _contrastive(emb1, net.pooled(v2)[1])
+                loss = loss_attr + cfg.contrastive_weight * loss_con
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_attr.item():.3f}", con=f"{loss_con.item():.3f}")
+                if step % 25 == 0:
+                    log.write(json.dumps({"step": step, "loss_attr": loss_attr.item(), "loss_con": loss_con.item(),
+                                          "lr": lr_at(step), "elapsed_s": time.perf_counter() - t0}) + "\n")
+                    log.flush()
+                if step % cfg.checkpoint_every == 0 or step == stop:
+                    checkpoint()
+        except KeyboardInterrupt:
+            checkpoint()
+            raise
     net.eval()
-    net.save_pretrained(out / "model", metadata={"trained_steps": step, "batch": cfg.batch})
+    if step >= cfg.steps:
+        net.save_pretrained(out / "model", metadata={"trained_steps": step, "batch": cfg.batch})
     return net
 
 
