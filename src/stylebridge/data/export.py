@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from stylebridge.data import synthfaces as sf
 from stylebridge.imageio import to_uint8
+from stylebridge.io.atomic import atomic_write
 
 __all__ = ["EXTRAS", "SEG_PALETTE", "export_synthfaces"]
 
@@ -34,9 +35,7 @@ def _save_png(arr: np.ndarray, path: Path, palette: list[int] | None = None) -> 
         img.putpalette(palette + [0] * (768 - len(palette)))
     else:
         img = Image.fromarray(arr)
-    tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    atomic_write(path, lambda p: img.save(p, format="PNG"))
 
 
 def export_synthfaces(out: str | os.PathLike, count: int, resolution: int = 64, extras: Sequence[str] = ("attrs",),

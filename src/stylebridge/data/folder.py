@@ -19,6 +19,7 @@ from PIL import Image, ImageFile, ImageOps
 from torch.utils.data import Dataset
 
 from stylebridge.imageio import to_uint8
+from stylebridge.io.atomic import atomic_write, atomic_write_text
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -331,24 +332,8 @@ def _output_names(files: list[Path], src: Path) -> list[Path]:
 
 
 def _save_png_atomic(img: Image.Image, dst: Path) -> None:
-    """Write a PNG via a temporary file + rename: a crash never leaves a half-written PNG behind."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")  # hidden: scan_images never picks it up
-    try:
-        # Fixed encoder settings and no metadata → the same pixels always give the same bytes.
-        img.save(tmp, format="PNG", compress_level=6)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_text_atomic(text: str, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # Fixed encoder settings and no metadata → the same pixels always give the same bytes.
+    atomic_write(dst, lambda p: img.save(p, format="PNG", compress_level=6))
 
 
 def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, resolution: int, align: bool = False,
@@ -392,7 +377,7 @@ def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, resolution: i
             _save_png_atomic(img, out / rel)
             report.written += 1
     lines = [f"{p.relative_to(src).as_posix()}\t{reason}" for p, reason in report.skipped]
-    _write_text_atomic("".join(line + "\n" for line in lines), out / "skipped.txt")
+    atomic_write_text(out / "skipped.txt", "".join(line + "\n" for line in lines))
     summary = f"{out}: {report.written} written, {len(report.skipped)} skipped"
     if report.skipped:
         logger.warning("%s (reasons in %s)", summary, out / "skipped.txt")

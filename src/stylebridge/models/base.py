@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from stylebridge.io.atomic import atomic_write, atomic_write_text
 
 __all__ = ["MODEL_TYPES", "CheckpointError", "PretrainedModel", "check_state_dict", "config_from_dict"]
 
@@ -87,8 +88,8 @@ class PretrainedModel(nn.Module):
         doc = {"model_type": self.model_type, "format_version": FORMAT_VERSION, "config": self.config.to_dict()}
         if metadata:
             doc["metadata"] = metadata
-        _atomic_write(out / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"model_type": self.model_type}))
-        _atomic_write(out / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(doc, indent=2) + "\n"))
+        atomic_write(out / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"model_type": self.model_type}))
+        atomic_write_text(out / CONFIG_NAME, json.dumps(doc, indent=2) + "\n")
         return out
 
     @classmethod
@@ -123,15 +124,3 @@ def read_native_config(directory: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path}: format version {doc['format_version']} is newer than this stylebridge")
     return doc
 
-
-def _atomic_write(target: Path, write) -> None:
-    """Write through a temporary file in the same folder and rename it over ``target``."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

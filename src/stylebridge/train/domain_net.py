@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from stylebridge.data import synthfaces as sf
+from stylebridge.io.atomic import atomic_write
 from stylebridge.models.domain import DomainNetConfig, DomainNetwork
 
 __all__ = ["DomainTrainConfig", "evaluate_domain_network", "synthfaces_heads", "train_domain_network"]
@@ -84,12 +85,6 @@ def _contrastive(e1: torch.Tensor, e2: torch.Tensor, temperature: float = 0.1) -
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train_domain_network(out_dir: str | os.PathLike, cfg: DomainTrainConfig, resume: bool = True,
                          progress: bool = True, max_steps_this_run: int | None = None) -> DomainNetwork:
     """Train (or resume) in ``out_dir``; writes ``checkpoint.pt``, ``log.jsonl`` and, once ``cfg.steps`` are done,
@@ -117,8 +112,8 @@ def train_domain_network(out_dir: str | os.PathLike, cfg: DomainTrainConfig, res
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))
 
     def checkpoint() -> None:
-        _save_atomic({"model": net.state_dict(), "optim": opt.state_dict(), "rng": gen.get_state(), "step": step},
-                     ckpt_path)
+        state = {"model": net.state_dict(), "optim": opt.state_dict(), "rng": gen.get_state(), "step": step}
+        atomic_write(ckpt_path, lambda p: torch.save(state, p))
 
     net.train()
     t0 = time.perf_counter()
