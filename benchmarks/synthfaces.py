@@ -14,7 +14,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine_info, write_results
-
 from stylebridge.data import synthfaces as sf
 from stylebridge.data.tasks import SynthFacesPairs
 

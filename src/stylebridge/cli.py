@@ -106,6 +106,28 @@ def _cmd_data_emoji(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_gan(args: argparse.Namespace) -> int:
+    from stylebridge.train.gan import load_gan_config, train_gan
+
+    overrides = list(args.set or [])
+    if args.steps is not None:
+        overrides.append(f"optim.steps={args.steps}")
+    if args.resume:
+        run = Path(args.resume)
+        if args.out and Path(args.out) != run:
+            raise ValueError("--resume continues in its own run folder; leave out --out or give the same folder")
+        cfg = load_gan_config(args.config or run / "config.yaml", overrides)
+    else:
+        if not args.out:
+            raise ValueError("give --out RUN_DIR (or --resume RUN_DIR)")
+        run = Path(args.out)
+        if any(run.glob("checkpoint-*.pt")):
+            raise ValueError(f"{run} already holds checkpoints: use --resume {run} to continue it")
+        cfg = load_gan_config(args.config, overrides)
+    train_gan(cfg, run, resume=bool(args.resume), max_steps_this_run=args.max_steps_this_run)
+    return 0
+
+
 def _cmd_train_domain(args: argparse.Namespace) -> int:
     from stylebridge.train.domain_net import DomainTrainConfig, evaluate_domain_network, train_domain_network
 
@@ -177,6 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
     de.set_defaults(func=_cmd_data_emoji)
 
     tr = sub.add_parser("train", help="train a model").add_subparsers(dest="what", required=True)
+    tg = tr.add_parser("gan", help="StyleGAN2 on synthfaces or an image folder (torchrun for several processes)")
+    tg.add_argument("--config", default=None, help="YAML experiment config (see configs/gan/)")
+    tg.add_argument("--out", default=None, help="run folder")
+    tg.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
+    tg.add_argument("--steps", type=int, default=None, help="total steps (overrides optim.steps)")
+    tg.add_argument("--max-steps-this-run", type=int, default=None, help="stop (checkpointed) after this many")
+    tg.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.001")
+    tg.set_defaults(func=_cmd_train_gan)
+
     td = tr.add_parser("domain", help="the domain network on synthfaces attributes (features for metrics/losses)")
     td.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
     td.add_argument("--steps", type=int, default=3000)

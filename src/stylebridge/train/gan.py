@@ -1,0 +1,503 @@
+"""StyleGAN2 training (Karras et al. 2020): non-saturating logistic loss, lazy R1, path-length regularisation,
+style-mixing regularisation, an EMA generator, and Adam with the lazy-regularisation correction.
+
+Data: synthfaces streamed (every batch freshly rendered, sample ``i`` of step ``s`` is the face of a seed fixed by
+(s, i)) or an image folder. Runs on one process, or under ``torchrun`` with gloo (CPU) / nccl (GPU): gradients
+are averaged with an explicit all-reduce after each phase, the global batch is split by interleaving samples
+across ranks (so each rank's batch is one minibatch-stddev group of the 1-process run), and rank 0 writes the
+run folder. A run folder holds the resolved config, ``log.jsonl``, sample grids, TensorBoard scalars (when the
+``tensorboard`` package is installed) and the last checkpoints; ``--resume`` continues exactly.
+
+Randomness (latents, mixing crossovers, noise) is drawn for the *global* batch from one generator that every rank
+holds in the same state, and each rank keeps its interleaved slice: N processes compute what one process with
+the same global batch computes, up to float summation order. (Augmentation draws are per rank.)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from tqdm.auto import tqdm
+
+from stylebridge.data import synthfaces as sf
+from stylebridge.imageio import save_grid
+from stylebridge.io.atomic import atomic_write, atomic_write_text
+from stylebridge.models.stylegan2 import (
+    StyleGAN2Config,
+    StyleGAN2Discriminator,
+    StyleGAN2DiscriminatorConfig,
+    StyleGAN2Generator,
+)
+from stylebridge.train.augment import AdaptiveP, augment
+from stylebridge.train.config import load_config, to_dict
+
+__all__ = ["GanTrainConfig", "load_gan_config", "train_gan"]
+
+
+@dataclass
+class DataConfig:
+    source: str = "synthfaces"  # "synthfaces" or a folder of images
+    resolution: int = 64
+    seed: int = 0  # synthfaces: base seed of the training faces
+    workers: int = 0  # DataLoader workers for image folders
+
+
+@dataclass
+class ModelConfig:
+    z_dim: int = 256
+    w_dim: int = 256
+    mapping_layers: int = 8
+    channels: tuple[int, ...] | None = None  # per resolution 4..R; default: rosinality table / channel_divisor
+    channel_multiplier: int = 2
+    channel_divisor: int = 1
+    lr_multiplier: float = 0.01
+    mbstd_group_size: int = 4
+
+
+@dataclass
+class OptimConfig:
+    batch: int = 32  # global batch (all ranks together)
+    steps: int = 10_000
+    lr: float = 0.002
+    r1_gamma: float = 0.05
+    r1_every: int = 16
+    pl_weight: float = 2.0
+    pl_every: int = 4
+    pl_batch_shrink: int = 2
+    pl_decay: float = 0.01
+    mixing: float = 0.9
+    ema_kimg: float = 10.0
+    ema_rampup: float = 0.05  # EMA half-life ramps up over the first kimg (fraction of images seen); 0: off
+    seed: int = 0
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast; master weights stay fp32)
+
+
+@dataclass
+class AugmentConfig:
+    kind: str = "none"  # "none", "fixed" (probability p) or "adaptive" (ADA controller)
+    p: float = 0.0
+    target: float = 0.6
+    ada_kimg: float = 100.0
+
+
+@dataclass
+class LogConfig:
+    every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    keep: int = 3
+    grid: int = 16  # samples in the periodic grid
+
+
+@dataclass
+class GanTrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+def load_gan_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> GanTrainConfig:
+    cfg = load_config(GanTrainConfig, path, overrides)
+    if cfg.optim.precision not in ("fp32", "bf16"):
+        raise ValueError(f"optim.precision must be fp32 or bf16, got {cfg.optim.precision!r}")
+    if cfg.augment.kind not in ("none", "fixed", "adaptive"):
+        raise ValueError(f"augment.kind must be none, fixed or adaptive, got {cfg.augment.kind!r}")
+    return cfg
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Distributed helpers
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _init_distributed() -> bool:
+    """Start the process group under torchrun (WORLD_SIZE > 1); returns whether this call started it."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return True
+    return False
+
+
+def _allreduce_grads(params: list[torch.nn.Parameter]) -> None:
+    _, world = _world()
+    if world == 1:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = flat[offset : offset + n].view_as(g).clone()
+        offset += n
+
+
+def _allreduce_mean(x: torch.Tensor) -> torch.Tensor:
+    _, world = _world()
+    if world > 1:
+        x = x.clone()
+        dist.all_reduce(x)
+        x /= world
+    return x
+
+
+def _broadcast_module(m: torch.nn.Module) -> None:
+    if _world()[1] > 1:
+        for t in list(m.parameters()) + list(m.buffers()):
+            dist.broadcast(t.data, src=0)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Data
+
+
+class _RealStream:
+    """Real images for step s: synthfaces rendered from fixed seeds, or batches from an image folder."""
+
+    def __init__(self, cfg: GanTrainConfig, rank: int, world: int) -> None:
+        self.cfg, self.rank, self.world = cfg, rank, world
+        self.local = cfg.optim.batch // world
+        self.loader_iter = None
+        if cfg.data.source != "synthfaces":
+            from stylebridge.data.folder import ImageFolderDataset
+
+            ds = ImageFolderDataset(cfg.data.source, cfg.data.resolution)
+            sampler = torch.utils.data.DistributedSampler(ds, world, rank, shuffle=True, seed=cfg.optim.seed) \
+                if world > 1 else torch.utils.data.RandomSampler(ds, replacement=True, num_samples=10**9,
+                                                                  generator=torch.Generator().manual_seed(cfg.optim.seed))
+            self.loader = torch.utils.data.DataLoader(ds, batch_size=self.local, sampler=sampler, drop_last=True,
+                                                      num_workers=cfg.data.workers)
+
+    def batch(self, step: int) -> torch.Tensor:
+        if self.cfg.data.source == "synthfaces":
+            b = self.cfg.optim.batch
+            # Interleaved sharding: global sample i of this step goes to rank i % world.
+            seeds = [self.cfg.data.seed + step * b + i for i in range(self.rank, b, self.world)]
+            return sf.render(sf.sample_attributes(seeds), self.cfg.data.resolution, ("image",))["image"]
+        if self.loader_iter is None:
+            self.loader_iter = iter(self.loader)
+        try:
+            return next(self.loader_iter)
+        except StopIteration:
+            self.loader_iter = iter(self.loader)
+            return next(self.loader_iter)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Models and state
+
+
+def build_models(cfg: GanTrainConfig) -> tuple[StyleGAN2Generator, StyleGAN2Discriminator]:
+    m, res = cfg.model, cfg.data.resolution
+    chan = dict(channels=m.channels) if m.channels else dict(channel_multiplier=m.channel_multiplier,
+                                                             channel_divisor=m.channel_divisor)
+    G = StyleGAN2Generator(StyleGAN2Config(resolution=res, z_dim=m.z_dim, w_dim=m.w_dim,
+                                           mapping_layers=m.mapping_layers, lr_multiplier=m.lr_multiplier, **chan))
+    D = StyleGAN2Discriminator(StyleGAN2DiscriminatorConfig(resolution=res, mbstd_group_size=m.mbstd_group_size,
+                                                            **chan))
+    return G, D
+
+
+def _adam(params, lr: float, reg_every: int) -> torch.optim.Adam:
+    c = reg_every / (reg_every + 1)  # lazy regularisation: the regulariser runs every reg_every steps
+    return torch.optim.Adam(params, lr=lr * c, betas=(0.0, 0.99**c), eps=1e-8)
+
+
+@dataclass
+class _State:
+    G: StyleGAN2Generator
+    D: StyleGAN2Discriminator
+    G_ema: StyleGAN2Generator
+    opt_g: torch.optim.Adam
+    opt_d: torch.optim.Adam
+    gen: torch.Generator
+    ada: AdaptiveP
+    step: int = 0
+    pl_mean: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
+
+    def to_checkpoint(self, cfg: GanTrainConfig) -> dict[str, Any]:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
+                "pl_mean": self.pl_mean, "ada": self.ada.state_dict(), "rng": self.gen.get_state(),
+                "torch_rng": torch.get_rng_state(), "config": json.dumps(to_dict(cfg))}
+
+    def load_checkpoint(self, ck: dict[str, Any]) -> None:
+        self.G.load_state_dict(ck["G"])
+        self.D.load_state_dict(ck["D"])
+        self.G_ema.load_state_dict(ck["G_ema"])
+        self.opt_g.load_state_dict(ck["opt_g"])
+        self.opt_d.load_state_dict(ck["opt_d"])
+        self.step = int(ck["step"])
+        self.pl_mean = ck["pl_mean"]
+        self.ada.load_state_dict(ck["ada"])
+        self.gen.set_state(ck["rng"].cpu())
+        torch.set_rng_state(ck["torch_rng"].cpu())
+
+
+def _new_state(cfg: GanTrainConfig) -> _State:
+    torch.manual_seed(cfg.optim.seed)
+    dev = _device()
+    G, D = (m.to(dev) for m in build_models(cfg))
+    G_ema = build_models(cfg)[0].to(dev)
+    G_ema.load_state_dict(G.state_dict())
+    G_ema.requires_grad_(False).eval()
+    _broadcast_module(G)
+    _broadcast_module(D)
+    _broadcast_module(G_ema)
+    o = cfg.optim
+    rank, _ = _world()
+    gen = torch.Generator().manual_seed(o.seed * 1000 + 17)  # the same on every rank: global draws, sliced
+    torch.manual_seed(o.seed * 1000 + 31 + rank)
+    ada = AdaptiveP(cfg.augment.target, cfg.augment.ada_kimg, p=cfg.augment.p)
+    return _State(G, D, G_ema, _adam(G.parameters(), o.lr, o.pl_every), _adam(D.parameters(), o.lr, o.r1_every),
+                  gen, ada)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Losses (one step)
+
+
+def _device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def _latents(G: StyleGAN2Generator, n_global: int, mixing: float, gen: torch.Generator) -> torch.Tensor:
+    """This rank's slice of W+ [n_global, num_ws, w_dim] with style mixing at a random crossover for a fraction
+    ``mixing`` of samples. Random numbers come from the CPU generator ``gen`` (reproducible on any device)."""
+    rank, world = _world()
+    dev = G.w_avg.device
+    z = torch.randn(2, n_global, G.z_dim, generator=gen)[:, rank::world].to(dev)
+    n = z.shape[1]
+    w = G.map(z.flatten(0, 1)).view(2, n, -1)
+    cut = torch.randint(1, G.num_ws, (n_global,), generator=gen)[rank::world]
+    keep = torch.rand(n_global, generator=gen)[rank::world] < mixing
+    cut = torch.where(keep, cut, torch.full_like(cut, G.num_ws)).to(dev)
+    rows = torch.arange(G.num_ws, device=dev)[None, :, None]
+    return torch.where(rows < cut[:, None, None], w[0][:, None], w[1][:, None])
+
+
+def _noise(G: StyleGAN2Generator, n_global: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """This rank's slice of per-layer noise for a global batch of n_global."""
+    rank, world = _world()
+    return [t[rank::world].to(G.w_avg.device) for t in G.make_noise(n_global, generator=gen)]
+
+
+def _d_input(x: torch.Tensor, st: _State, cfg: GanTrainConfig) -> torch.Tensor:
+    p = cfg.augment.p if cfg.augment.kind == "fixed" else st.ada.p if cfg.augment.kind == "adaptive" else 0.0
+    return augment(x, p, st.gen) if p > 0 else x
+
+
+def _autocast(cfg: GanTrainConfig):
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.autocast(dev, dtype=torch.bfloat16, enabled=cfg.optim.precision == "bf16")
+
+
+def _train_step(st: _State, cfg: GanTrainConfig, real: torch.Tensor) -> dict[str, float]:
+    o = cfg.optim
+    n, nb = real.shape[0], o.batch  # local and global batch
+    stats: dict[str, float] = {}
+    G, D = st.G, st.D
+
+    # -- discriminator: logistic loss on fakes and reals, lazy R1 on reals ----------------------------------------
+    G.requires_grad_(False)
+    D.requires_grad_(True)
+    with torch.no_grad(), _autocast(cfg):
+        fake = G.synthesize(_latents(G, nb, o.mixing, st.gen), noise=_noise(G, nb, st.gen))
+    do_r1 = o.r1_gamma > 0 and st.step % o.r1_every == 0
+    real_in = real.detach().requires_grad_(do_r1)
+    with _autocast(cfg):
+        fake_logits = D(_d_input(fake, st, cfg)).float()
+        real_logits = D(_d_input(real_in, st, cfg)).float()
+    loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+    if do_r1:
+        (grad,) = torch.autograd.grad(real_logits.sum(), real_in, create_graph=True)
+        r1 = grad.square().sum(dim=(1, 2, 3)).mean()
+        loss_d = loss_d + o.r1_gamma / 2 * r1 * o.r1_every
+        stats["r1"] = r1.item()
+    st.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    _allreduce_grads(list(D.parameters()))
+    st.opt_d.step()
+    if cfg.augment.kind == "adaptive":
+        st.ada.update(_allreduce_mean(real_logits.detach().sign().mean()).expand(n), o.batch)
+    stats.update(loss_d=loss_d.item(), d_real=real_logits.mean().item(), d_fake=fake_logits.mean().item())
+
+    # -- generator: non-saturating loss, lazy path-length regularisation -------------------------------------------
+    G.requires_grad_(True)
+    D.requires_grad_(False)
+    with _autocast(cfg):
+        fake = G.synthesize(_latents(G, nb, o.mixing, st.gen), noise=_noise(G, nb, st.gen))
+        loss_g = F.softplus(-D(_d_input(fake, st, cfg)).float()).mean()
+    if o.pl_weight > 0 and st.step % o.pl_every == 0:
+        m = max(_world()[1], nb // o.pl_batch_shrink)
+        w = _latents(G, m, o.mixing, st.gen)
+        img = G.synthesize(w, noise=_noise(G, m, st.gen))
+        rank, world = _world()
+        noise = torch.randn((m, *img.shape[1:]), generator=st.gen)[rank::world].to(img.device)
+        noise = noise / math.sqrt(img.shape[2] * img.shape[3])
+        (grad,) = torch.autograd.grad((img * noise).sum(), w, create_graph=True)
+        lengths = grad.square().sum(2).mean(1).sqrt()
+        pl_mean = st.pl_mean + o.pl_decay * (_allreduce_mean(lengths.mean().detach()) - st.pl_mean)
+        st.pl_mean = pl_mean.detach()
+        penalty = (lengths - pl_mean).square().mean()
+        loss_g = loss_g + penalty * o.pl_weight * o.pl_every
+        stats["pl"] = penalty.item()
+    st.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    _allreduce_grads(list(G.parameters()))
+    st.opt_g.step()
+    stats["loss_g"] = loss_g.item()
+
+    # -- EMA generator ----------------------------------------------------------------------------------------------
+    ema_nimg = o.ema_kimg * 1000
+    if o.ema_rampup > 0:
+        ema_nimg = min(ema_nimg, (st.step + 1) * o.batch * o.ema_rampup)
+    beta = 0.5 ** (o.batch / max(ema_nimg, 1e-8))
+    with torch.no_grad():
+        for pe, p in zip(st.G_ema.parameters(), G.parameters()):
+            pe.lerp_(p, 1 - beta)
+        for be, b in zip(st.G_ema.buffers(), G.buffers()):
+            be.copy_(b)
+    st.step += 1
+    return stats
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Run folder
+
+
+def _checkpoints(run: Path) -> list[Path]:
+    return sorted(run.glob("checkpoint-*.pt"))
+
+
+def _save_checkpoint(st: _State, cfg: GanTrainConfig, run: Path) -> Path:
+    path = run / f"checkpoint-{st.step:07d}.pt"
+    state = st.to_checkpoint(cfg)
+    atomic_write(path, lambda p: torch.save(state, p))
+    for old in _checkpoints(run)[: -cfg.log.keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def train_gan(cfg: GanTrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
+              max_steps_this_run: int | None = None) -> StyleGAN2Generator:
+    """Train until ``cfg.optim.steps`` (or ``max_steps_this_run`` more steps); returns G_ema.
+
+    With ``resume`` the newest checkpoint in ``run_dir`` is loaded and training continues exactly. SIGINT and
+    SIGTERM finish the current step, write a checkpoint and stop.
+    """
+    started = _init_distributed()
+    rank, world = _world()
+    o = cfg.optim
+    if o.batch % world:
+        raise ValueError(f"optim.batch {o.batch} must be divisible by the number of processes {world}")
+    run = Path(run_dir)
+    if rank == 0:
+        run.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    st = _new_state(cfg)
+    if resume:
+        ckpts = _checkpoints(run)
+        if not ckpts:
+            raise FileNotFoundError(f"{run}: no checkpoint to resume from")
+        st.load_checkpoint(torch.load(ckpts[-1], map_location=_device(), weights_only=True))
+    data = _RealStream(cfg, rank, world)
+    stop_at = o.steps if max_steps_this_run is None else min(o.steps, st.step + max_steps_this_run)
+    stop_requested = {"flag": False}
+
+    def _on_signal(signum, frame) -> None:  # finish the step, checkpoint, stop
+        stop_requested["flag"] = True
+
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if rank == 0 else {}
+    writer = _tensorboard(run) if rank == 0 else None
+    grid_z = torch.randn(cfg.log.grid, st.G.z_dim, generator=torch.Generator().manual_seed(123))
+    log = open(run / "log.jsonl", "a") if rank == 0 else None
+    bar = tqdm(total=o.steps, initial=st.step, desc="train gan", unit="step", disable=not progress or rank != 0)
+    t0, n0 = time.perf_counter(), st.step
+    try:
+        while st.step < stop_at:
+            stats = _train_step(st, cfg, data.batch(st.step).to(st.G.w_avg.device))
+            if rank == 0:
+                kimg = st.step * o.batch / 1000
+                rate = (st.step - n0) * o.batch / max(time.perf_counter() - t0, 1e-9)
+                bar.update(1)
+                bar.set_postfix(kimg=f"{kimg:.1f}", img_s=f"{rate:.0f}", d=f"{stats['loss_d']:.2f}",
+                                g=f"{stats['loss_g']:.2f}")
+                if st.step % cfg.log.every == 0 or st.step == stop_at:
+                    rec = {"step": st.step, "kimg": kimg, "img_per_s": rate, "ada_p": st.ada.p,
+                           "pl_mean": float(st.pl_mean), **stats}
+                    log.write(json.dumps(rec) + "\n")
+                    log.flush()
+                    if writer is not None:
+                        for k, v in rec.items():
+                            writer.add_scalar(f"train/{k}", v, st.step)
+                if st.step % cfg.log.sample_every == 0 or st.step == stop_at:
+                    with torch.no_grad():
+                        imgs = st.G_ema(grid_z.to(st.G.w_avg.device), noise_mode="const").cpu()
+                    save_grid(imgs, run / "samples" / f"step{st.step:07d}.png")
+                    if writer is not None:
+                        writer.add_images("samples", (imgs.clamp(-1, 1) + 1) / 2, st.step)
+                if st.step % cfg.log.checkpoint_every == 0 or st.step == stop_at:
+                    _save_checkpoint(st, cfg, run)
+            if world > 1:
+                flag = torch.tensor(float(stop_requested["flag"]))
+                dist.broadcast(flag, src=0)
+                stop_requested["flag"] = bool(flag.item())
+            if stop_requested["flag"]:
+                if rank == 0:
+                    _save_checkpoint(st, cfg, run)
+                    print(f"stopped at step {st.step}: checkpoint written to {run}", flush=True)
+                break
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+        if writer is not None:
+            writer.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+    if world > 1:  # the ranks must hold the same weights: check, and record the largest difference
+        params = torch.cat([p.detach().reshape(-1) for p in st.G.parameters()] +
+                           [p.detach().reshape(-1) for p in st.D.parameters()])
+        ref = params.clone()
+        dist.broadcast(ref, src=0)
+        diff = (params - ref).abs().max()
+        dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+        if rank == 0:
+            atomic_write_text(run / "ranks.json", json.dumps({"world": world, "max_param_diff": float(diff)}) + "\n")
+    if rank == 0 and st.step >= o.steps:
+        st.G_ema.compute_w_avg()
+        st.G_ema.save_pretrained(run / "G_ema", metadata={"steps": st.step, "kimg": st.step * o.batch / 1000})
+    if started:
+        dist.barrier()
+        dist.destroy_process_group()
+    return st.G_ema
+
+
+def _tensorboard(run: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(run / "tensorboard"))

@@ -1,0 +1,142 @@
+"""StyleGAN2 training: the tiny config trains, resumes exactly, runs under 2-process torchrun, stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from stylebridge.train.augment import AdaptiveP, augment
+from stylebridge.train.config import ConfigError
+from stylebridge.train.gan import load_gan_config, train_gan
+
+TINY = Path(__file__).resolve().parents[2] / "configs" / "gan" / "tiny.yaml"
+
+
+def _ckpt(run: Path) -> dict:
+    return torch.load(sorted(run.glob("checkpoint-*.pt"))[-1], map_location="cpu", weights_only=True)
+
+
+def _log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)  # fixed reduction order: bitwise-equal runs
+    yield
+
+
+def test_tiny_config_trains_and_writes_a_run_folder(tmp_path):
+    cfg = load_gan_config(TINY)
+    G = train_gan(cfg, tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.glob("checkpoint-*.pt")) == ["checkpoint-0000004.pt", "checkpoint-0000008.pt"]
+    assert (run / "config.yaml").is_file() and (run / "samples" / "step0000008.png").is_file()
+    assert (run / "G_ema" / "config.json").is_file()
+    log = _log(run)
+    assert [r["step"] for r in log] == [2, 4, 6, 8] and all(torch.isfinite(torch.tensor(r["loss_d"])) for r in log)
+    with torch.no_grad():
+        assert G(torch.randn(2, G.z_dim)).shape == (2, 3, 16, 16)
+
+
+def test_resume_is_exact(tmp_path):
+    cfg = load_gan_config(TINY, ["augment.kind=fixed", "augment.p=0.5"])  # augmentation randomness included
+    train_gan(cfg, tmp_path / "a", progress=False)
+    train_gan(cfg, tmp_path / "b", progress=False, max_steps_this_run=4)
+    assert not (tmp_path / "b" / "G_ema").exists()
+    train_gan(cfg, tmp_path / "b", resume=True, progress=False)
+    a, b = _ckpt(tmp_path / "a"), _ckpt(tmp_path / "b")
+    assert a["step"] == b["step"] == 8
+    for part in ("G", "D", "G_ema"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), f"{part}.{k}"
+    la = {r["step"]: r for r in _log(tmp_path / "a")}
+    lb = {r["step"]: r for r in _log(tmp_path / "b")}
+    for step in (6, 8):
+        for key in ("loss_d", "loss_g", "d_real", "pl_mean"):
+            assert la[step][key] == lb[step][key], (step, key)
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown keys \['lrr'\]"):
+        load_gan_config(TINY, ["optim.lrr=0.1"])
+    with pytest.raises(ConfigError, match=r"optim\.batch: expected an integer"):
+        load_gan_config(TINY, ["optim.batch=big"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  channel: [1]\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: model: unknown keys \['channel'\]"):
+        load_gan_config(bad)
+    cfg = load_gan_config(TINY, ["optim.lr=0.001", "model.channels=[16, 16, 8]"])
+    assert cfg.optim.lr == 0.001 and cfg.model.channels == (16, 16, 8)
+
+
+def test_augment_is_differentiable_and_adaptive_p_moves():
+    x = torch.randn(6, 3, 16, 16, requires_grad=True)
+    y = augment(x, 1.0, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and not torch.equal(y, x)
+    y.sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    assert torch.equal(augment(x, 0.0), x)
+    ada = AdaptiveP(target=0.6, kimg=0.01, interval=2)
+    for _ in range(4):
+        ada.update(torch.ones(8), batch=8)  # D sure every real is real: overfitting → p rises
+    assert ada.p > 0
+    for _ in range(40):
+        ada.update(-torch.ones(8), batch=8)
+    assert ada.p == 0
+
+
+def _env() -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.mark.integration
+def test_torchrun_two_processes_match_one_process(tmp_path):
+    torchrun = shutil.which("torchrun") or pytest.fail("torchrun not found")
+    common = ["--config", str(TINY), "--set", "augment.kind=none", "optim.steps=4"]
+    res = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "stylebridge", "train",
+                          "gan", "--out", str(tmp_path / "ddp"), *common], capture_output=True, text=True,
+                         timeout=300, env=_env())
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads((tmp_path / "ddp" / "ranks.json").read_text()) == {"world": 2, "max_param_diff": 0.0}
+    train_gan(load_gan_config(TINY, ["augment.kind=none", "optim.steps=4"]), tmp_path / "one", progress=False)
+    a, b = _ckpt(tmp_path / "ddp"), _ckpt(tmp_path / "one")
+    for part in ("G", "D"):
+        for k in a[part]:
+            torch.testing.assert_close(a[part][k], b[part][k], atol=1e-4, rtol=1e-4, msg=f"{part}.{k}")
+
+
+@pytest.mark.integration
+def test_sigint_writes_a_checkpoint_and_resume_continues(tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "stylebridge", "train", "gan", "--config", str(TINY), "--out", str(run),
+           "--steps", "100000", "--set", "log.checkpoint_every=100000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    deadline = time.time() + 120
+    log = run / "log.jsonl"
+    while time.time() < deadline and not (log.exists() and log.read_text().strip()):
+        time.sleep(0.2)  # the first line is written at step 2
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopped at step" in out
+    step = _ckpt(run)["step"]
+    assert step >= 2
+    res = subprocess.run([sys.executable, "-m", "stylebridge", "train", "gan", "--resume", str(run),
+                          "--max-steps-this-run", "2"], capture_output=True, text=True, timeout=120, env=_env())
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert _ckpt(run)["step"] == step + 2
+    again = subprocess.run([sys.executable, "-m", "stylebridge", "train", "gan", "--config", str(TINY), "--out",
+                            str(run)], capture_output=True, text=True, timeout=120, env=_env())
+    assert again.returncode == 2 and "use --resume" in again.stderr
