@@ -201,9 +201,18 @@ def test_task_datasets(task, channels):
 
 def test_task_parsing_errors():
     for bad, msg in [("colorize", "unknown task"), ("edit", "needs an attribute"), ("edit:grin", "needs an attribute"),
-                     ("superres:3", "factor"), ("sketch:2", "takes no argument")]:
+                     ("superres:3", "factor"), ("sketch:2", "takes no argument"), ("edit:smile=2", r"\[0, 1\]"),
+                     ("edit:smile=wide", r"\[0, 1\]"), ("edit:glasses=monocle", "takes one of"),
+                     ("edit:beard=7", "takes one of")]:
         with pytest.raises(ValueError, match=msg):
             parse_task(bad)
+
+
+def test_task_parsing_values():
+    assert parse_task("edit:glasses=round") == ("edit", "glasses", 1)
+    assert parse_task("edit:beard=2") == ("edit", "beard", 2)
+    assert parse_task("edit:smile=0.25") == ("edit", "smile", 0.25)
+    assert parse_task("superres") == ("superres", "4", None)
 
 
 def test_inpaint_masks_cover_a_reasonable_fraction():

@@ -43,16 +43,32 @@ TASKS = ("inversion", "sketch", "segmentation", "superres", "inpaint", "frontali
 Item = tuple[torch.Tensor, torch.Tensor, dict]
 
 
-def parse_task(task: str) -> tuple[str, str | None, str | None]:
-    """'edit:smile=1.0' → ('edit', 'smile', '1.0'); 'superres:8' → ('superres', '8', None)."""
+def parse_task(task: str) -> tuple[str, str | None, float | int | None]:
+    """'edit:smile=1.0' → ('edit', 'smile', 1.0); 'edit:glasses=round' → ('edit', 'glasses', 1);
+    'superres:8' → ('superres', '8', None). Values are checked here, so a bad task fails at construction."""
     kind, _, rest = task.partition(":")
     if kind not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)} (edit:ATTR[=VALUE], superres:F)")
     if kind == "edit":
-        name, _, value = rest.partition("=")
-        if name not in sf.ATTRIBUTE_NAMES:
+        name, _, text = rest.partition("=")
+        attr = next((a for a in sf.ATTRIBUTES if a.name == name), None)
+        if attr is None:
             raise ValueError(f"edit needs an attribute, e.g. edit:smile; known: {', '.join(sf.ATTRIBUTE_NAMES)}")
-        return kind, name, value or None
+        if not text:
+            return kind, name, None
+        if attr.is_categorical:
+            if text in attr.choices:
+                return kind, name, attr.choices.index(text)
+            if text.isdigit() and int(text) < len(attr.choices):
+                return kind, name, int(text)
+            raise ValueError(f"edit:{name}= takes one of {attr.choices} (or its index), got {text!r}")
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not 0 <= value <= 1:
+            raise ValueError(f"edit:{name}= takes a number in [0, 1], got {text!r}")
+        return kind, name, value
     if kind == "superres":
         factor = rest or "4"
         if factor not in ("2", "4", "8", "16"):
@@ -141,9 +157,7 @@ class SynthFacesPairs(Dataset):
             edited = dict(attrs)
             a = next(x for x in sf.ATTRIBUTES if x.name == name)
             if self.value is not None:
-                value: object = self.value if a.is_categorical and not self.value.isdigit() else (
-                    int(self.value) if a.is_categorical else float(self.value))
-                edited = sf.edit(attrs, **{name: value})
+                edited = sf.edit(attrs, **{name: self.value})
             elif a.is_categorical:
                 edited[name] = (attrs[name] + 1) % len(a.choices)
             else:
