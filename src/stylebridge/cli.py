@@ -132,7 +132,9 @@ def _cmd_train_domain(args: argparse.Namespace) -> int:
     from stylebridge.train.domain_net import DomainTrainConfig, evaluate_domain_network, train_domain_network
 
     torch.set_num_threads(args.threads) if args.threads else None
-    cfg = DomainTrainConfig(steps=args.steps, batch=args.batch, resolution=args.resolution, seed=args.seed)
+    cfg = DomainTrainConfig(steps=args.steps, batch=args.batch, resolution=args.resolution, seed=args.seed,
+                            head_spatial=args.head_spatial, blur_prob=args.blur_prob, init_from=args.init_from,
+                            lr=args.lr)
     net = train_domain_network(args.out, cfg, resume=not args.no_resume)
     report = evaluate_domain_network(net, faces=args.eval_faces, resolution=args.resolution)
     (Path(args.out) / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -215,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--resolution", type=int, default=64)
     td.add_argument("--seed", type=int, default=0)
     td.add_argument("--eval-faces", type=int, default=1000)
+    td.add_argument("--head-spatial", type=int, default=4, help="heads see the last stage pooled to S×S (0: off)")
+    td.add_argument("--blur-prob", type=float, default=0.3)
+    td.add_argument("--lr", type=float, default=2e-3)
+    td.add_argument("--init-from", default=None, help="model folder whose trunk starts this run")
     td.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     td.add_argument("--no-resume", action="store_true", help="start again even if the folder has a checkpoint")
     td.set_defaults(func=_cmd_train_domain)

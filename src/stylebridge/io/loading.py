@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+import stylebridge.models  # noqa: F401  (registers every model type for native folders)
 from stylebridge import ops, registry
 from stylebridge.io.safe_pickle import PickledObject, load_pickle, load_torch_file, record_state_dict, sniff
 from stylebridge.models.base import MODEL_TYPES, CheckpointError, PretrainedModel, check_state_dict, read_native_config

@@ -32,6 +32,9 @@ class DomainNetConfig:
     in_channels: int = 3
     widths: tuple[int, ...] = (32, 64, 128, 192)  # channels of the four stages (each halves the resolution)
     embed_dim: int = 128  # identity embedding size
+    # The heads also see the last stage pooled to head_spatial × head_spatial, flattened (0: global pool only).
+    # Small parts at fixed places (mouth curvature, nose, brows) are 1–2 px at 64 px: a global average dilutes them.
+    head_spatial: int = 0
     # Heads: (name, size) in order; size 1 = continuous attribute in [0, 1] (sigmoid), size k = k-way category.
     heads: tuple[tuple[str, int], ...] = ()
 
@@ -46,6 +49,10 @@ class DomainNetConfig:
     @property
     def head_size(self) -> int:
         return sum(k for _, k in self.heads)
+
+    @property
+    def head_inputs(self) -> int:
+        return self.widths[-1] * (1 + self.head_spatial**2) + self.embed_dim
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,7 +89,7 @@ class DomainNetwork(PretrainedModel):
                                   nn.SiLU())
         self.stages = nn.ModuleList([_Block(w[0], w[0]), _Block(w[0], w[1]), _Block(w[1], w[2]), _Block(w[2], w[3])])
         self.embed = nn.Linear(w[3], c.embed_dim)
-        self.head = nn.Linear(w[3] + c.embed_dim, c.head_size) if c.head_size else None
+        self.head = nn.Linear(c.head_inputs, c.head_size) if c.head_size else None
 
     # -- internals -----------------------------------------------------------------------------------------------
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,12 +122,21 @@ class DomainNetwork(PretrainedModel):
         pooled = self._trunk(x)[-1].mean(dim=(2, 3))
         return pooled, F.normalize(self.embed(pooled), dim=1)
 
+    def head_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs of the attribute heads [N, head_inputs], unit-norm embedding [N, embed_dim])."""
+        last = self._trunk(x)[-1]
+        pooled = last.mean(dim=(2, 3))
+        emb = F.normalize(self.embed(pooled), dim=1)
+        parts = [pooled, emb]
+        if self.config.head_spatial:
+            parts.append(F.adaptive_avg_pool2d(last, self.config.head_spatial).flatten(1))
+        return torch.cat(parts, dim=1), emb
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw head outputs [N, head_size] (logits; continuous heads before the sigmoid)."""
         if self.head is None:
             raise RuntimeError("this domain network has no attribute heads")
-        pooled, emb = self.pooled(x)
-        return self.head(torch.cat([pooled, emb], dim=1))
+        return self.head(self.head_features(x)[0])
 
     def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per attribute: continuous values [N] in [0, 1], or category indices [N] (int64)."""

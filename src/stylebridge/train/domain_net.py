@@ -41,13 +41,16 @@ class DomainTrainConfig:
     eval_faces: int = 1000
     widths: tuple[int, ...] = (32, 64, 128, 192)  # DomainNetConfig.widths
     embed_dim: int = 128
+    head_spatial: int = 0  # DomainNetConfig.head_spatial
+    blur_prob: float = 0.3  # probability of the 3x3 blur augmentation
+    init_from: str | None = None  # a model folder whose trunk and embedding start this run (heads are new)
 
 
 def synthfaces_heads() -> tuple[tuple[str, int], ...]:
     return tuple((a.name, len(a.choices) if a.is_categorical else 1) for a in sf.ATTRIBUTES)
 
 
-def _augment(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def _augment(images: torch.Tensor, gen: torch.Generator, blur_prob: float = 0.3) -> torch.Tensor:
     """Mild photometric/geometric jitter so features do not depend on exact pixel values: a brightness/contrast
     change, small shifts, a little blur or noise (what a generator's outputs differ by)."""
     n = images.shape[0]
@@ -56,7 +59,7 @@ def _augment(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     x = images * scale + shift
     dx, dy = (torch.randint(-2, 3, (2,), generator=gen)).tolist()
     x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-    if float(torch.rand(1, generator=gen)) < 0.3:
+    if float(torch.rand(1, generator=gen)) < blur_prob:
         x = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
     x = x + 0.03 * torch.randn(x.shape, generator=gen) * (torch.rand(n, 1, 1, 1, generator=gen) < 0.5)
     return x.clamp(-1, 1)
@@ -94,7 +97,16 @@ def train_domain_network(out_dir: str | os.PathLike, cfg: DomainTrainConfig, res
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     net = DomainNetwork(DomainNetConfig(resolution=cfg.resolution, widths=cfg.widths, embed_dim=cfg.embed_dim,
-                                        heads=synthfaces_heads()))
+                                        head_spatial=cfg.head_spatial, heads=synthfaces_heads()))
+    if cfg.init_from:
+        # Everything but the heads comes from the earlier model; the heads keep their fresh initialisation.
+        start = DomainNetwork.from_pretrained(cfg.init_from).state_dict()
+        own = net.state_dict()
+        trunk = [k for k in own if not k.startswith("head.")]
+        bad = [k for k in trunk if k not in start or start[k].shape != own[k].shape]
+        if bad:
+            raise ValueError(f"{cfg.init_from}: its trunk does not fit this config ({bad[:5]})")
+        net.load_state_dict({**own, **{k: start[k] for k in trunk}}, strict=True)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
@@ -124,11 +136,11 @@ def train_domain_network(out_dir: str | os.PathLike, cfg: DomainTrainConfig, res
                 seeds = torch.randint(0, HELD_OUT_SEED, (cfg.batch,), generator=gen).tolist()
                 attrs = sf.sample_attributes(seeds)
                 images = sf.render(attrs, cfg.resolution, outputs=("image",))["image"]
-                v1, v2 = _augment(images, gen), _augment(images, gen)
+                v1, v2 = _augment(images, gen, cfg.blur_prob), _augment(images, gen, cfg.blur_prob)
                 for group in opt.param_groups:
                     group["lr"] = lr_at(step)
-                pooled1, emb1 = net.pooled(v1)
-                loss_attr = _loss(net, net.head(torch.cat([pooled1, emb1], dim=1)), attrs)
+                feats1, emb1 = net.head_features(v1)
+                loss_attr = _loss(net, net.head(feats1), attrs)
                 loss_con = _contrastive(emb1, net.pooled(v2)[1])
                 loss = loss_attr + cfg.contrastive_weight * loss_con
                 opt.zero_grad(set_to_none=True)
