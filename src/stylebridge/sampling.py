@@ -15,24 +15,16 @@ __all__ = ["generate_images", "parse_seeds", "seed_to_z"]
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'0-3,7,10-11' → [0, 1, 2, 3, 7, 10, 11]. Raises ValueError with the offending part."""
+    """'0-3,7,10-11' → [0, 1, 2, 3, 7, 10, 11] (non-negative seeds). Raises ValueError naming the bad part."""
     seeds: list[int] = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
-        try:
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1) if not part.startswith("-") else ("-" + part[1:].split("-", 1)[0],
-                                                                            part[1:].split("-", 1)[1])
-                a, b = int(lo), int(hi)
-                if b < a:
-                    raise ValueError
-                seeds.extend(range(a, b + 1))
-            else:
-                seeds.append(int(part))
-        except ValueError:
-            raise ValueError(f"invalid seed range {part!r} (use e.g. '0-15' or '1,5,9')") from None
+        lo, sep, hi = part.partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()) or (sep and int(hi) < int(lo)):
+            raise ValueError(f"invalid seed range {part!r} (use e.g. '0-15' or '1,5,9'; seeds are >= 0)")
+        seeds.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
     if not seeds:
         raise ValueError(f"no seeds in {text!r}")
     return seeds
