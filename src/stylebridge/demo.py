@@ -12,6 +12,7 @@ import torch
 from stylebridge import registry
 from stylebridge.imageio import make_grid, save_grid, save_image
 from stylebridge.io.loading import load
+from stylebridge.models.base import read_native_config
 from stylebridge.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from stylebridge.runtime import autocast, pick_device, resolve_precision
 from stylebridge.sampling import generate_images, seed_to_z
@@ -25,10 +26,9 @@ def default_generator() -> tuple[StyleGAN2Generator, str]:
     """The best generator available: a shipped model, else a randomly initialised 64-px generator."""
     for name in PREFERRED + tuple(registry.names()):
         path = registry.resolve(name)
-        if path is not None:
-            G = load(path)
-            if isinstance(G, StyleGAN2Generator):
-                return G, f"shipped model {name}"
+        # Only generators are candidates: read the type from config.json instead of loading every model.
+        if path is not None and read_native_config(path)["model_type"] == StyleGAN2Generator.model_type:
+            return load(path), f"shipped model {name}"
     torch.manual_seed(0)
     G = StyleGAN2Generator(StyleGAN2Config(resolution=64, z_dim=128, w_dim=128, mapping_layers=4,
                                            channel_divisor=8)).eval()
