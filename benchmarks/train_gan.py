@@ -30,6 +30,7 @@ def measure(config: Path, precision: str, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         train_gan(cfg, tmp, progress=False)
         rows = [json.loads(line) for line in (Path(tmp) / "log.jsonl").read_text().splitlines()]
+        rows = [r for r in rows if "img_per_s" in r]  # training records (metric records have no rate)
     # The log's img_per_s is cumulative since the run started; the last value covers all but start-up.
     img_s = rows[-1]["img_per_s"]
     return {"config": config.name, "precision": precision, "batch": cfg.optim.batch,

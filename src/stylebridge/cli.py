@@ -11,7 +11,7 @@ import torch
 
 from stylebridge.models.base import CheckpointError
 
-PART_HELP = "for files holding several networks: g_ema (default), g or d"
+PART_HELP = "for files holding several networks: g_ema (default), g or d; pSp/e4e files: encoder, decoder or d"
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -144,6 +144,31 @@ def _cmd_train_domain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_metrics_fd(args: argparse.Namespace) -> int:
+    from stylebridge.io.loading import load
+    from stylebridge.metrics.frechet import fd_of_generator, feature_extractor
+    from stylebridge.models.stylegan2 import StyleGAN2Generator
+    from stylebridge.runtime import pick_device
+
+    device = pick_device(args.device)
+    G = load(args.model, part=args.part)
+    if not isinstance(G, StyleGAN2Generator):
+        raise CheckpointError(f"{args.model}: holds a {type(G).__name__}, not a generator")
+    if args.real != "synthfaces" and not Path(args.real).is_dir():
+        raise NotADirectoryError(f"{args.real}: not a folder of images (or 'synthfaces')")
+    extractor = feature_extractor(args.features).to(device)
+    res = fd_of_generator(G.to(device).eval(), extractor, args.real, args.n, args.truncation, args.seed,
+                          with_reference=args.reference, cache_dir=args.cache, progress=not args.quiet)
+    print(res)
+    if args.json:
+        from stylebridge.io.atomic import atomic_write_text
+
+        doc = {**res.to_dict(), "model": str(args.model), "real": args.real, "truncation": args.truncation,
+               "seed": args.seed}
+        atomic_write_text(Path(args.json), json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stylebridge", description=__doc__)
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -224,6 +249,24 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     td.add_argument("--no-resume", action="store_true", help="start again even if the folder has a checkpoint")
     td.set_defaults(func=_cmd_train_domain)
+
+    me = sub.add_parser("metrics", help="quality metrics").add_subparsers(dest="what", required=True)
+    mf = me.add_parser("fd", help="Fréchet distance of a generator to real images (FID with an Inception file)")
+    mf.add_argument("--model", required=True, help="generator: checkpoint file, model folder or shipped name")
+    mf.add_argument("--real", default="synthfaces", help="'synthfaces' (rendered) or a folder of real images")
+    mf.add_argument("--features", default="synthfaces-domain",
+                    help="feature network: a domain network (name or folder) → FD[name], or an Inception-v3 "
+                         "weights file (pytorch-fid's pt_inception-2015-12-05 → standard FID)")
+    mf.add_argument("--n", type=int, default=10_000, help="images per set (default 10000)")
+    mf.add_argument("--truncation", type=float, default=1.0)
+    mf.add_argument("--seed", type=int, default=0, help="seed of the generated set")
+    mf.add_argument("--reference", action="store_true", help="also the distance between two real synthfaces sets")
+    mf.add_argument("--cache", default=None, help="folder to cache real-set statistics in")
+    mf.add_argument("--json", default=None, help="also write the result to this JSON file")
+    mf.add_argument("--part", default=None, help=PART_HELP)
+    mf.add_argument("--device", default="auto")
+    mf.add_argument("--quiet", action="store_true")
+    mf.set_defaults(func=_cmd_metrics_fd)
 
     d = sub.add_parser("demo", help="the project's demo: samples, truncation sweep, style mixing")
     d.add_argument("--out", default="demo_out", help="output folder (default demo_out/)")

@@ -140,3 +140,17 @@ def test_sigint_writes_a_checkpoint_and_resume_continues(tmp_path):
     again = subprocess.run([sys.executable, "-m", "stylebridge", "train", "gan", "--config", str(TINY), "--out",
                             str(run)], capture_output=True, text=True, timeout=120, env=_env())
     assert again.returncode == 2 and "use --resume" in again.stderr
+
+
+def test_periodic_metric_is_logged_and_leaves_training_unchanged(tmp_path):
+    base = ["log.metric_n=16", "augment.kind=none"]
+    train_gan(load_gan_config(TINY, base), tmp_path / "plain", progress=False)
+    cfg = load_gan_config(TINY, [*base, "log.metric_every=4"])
+    train_gan(cfg, tmp_path / "run", progress=False)
+    rows = [r for r in _log(tmp_path / "run") if "metric" in r]
+    assert [r["step"] for r in rows] == [4, 8]
+    assert all(r["metric"] == "FD[synthfaces-domain]" and r["n"] == 16 and r["value"] > 0 for r in rows)
+    assert len(list((tmp_path / "run" / "metrics").glob("real_*.safetensors"))) == 1  # real statistics cached
+    a, b = _ckpt(tmp_path / "plain"), _ckpt(tmp_path / "run")
+    for k in a["G"]:  # measuring never changes what is trained
+        assert torch.equal(a["G"][k], b["G"][k]), k

@@ -4,7 +4,8 @@ Supported today:
     * native folders (``config.json`` + ``model.safetensors``) written by ``save_pretrained``;
     * rosinality stylegan2-pytorch ``train.py`` checkpoints (``g``, ``d``, ``g_ema``, optimisers, ``args``);
     * bare rosinality generator / discriminator state dicts;
-    * NVlabs stylegan2-ada-pytorch / stylegan3 ``.pkl`` snapshots of StyleGAN2 networks (``G``, ``D``, ``G_ema``).
+    * NVlabs stylegan2-ada-pytorch / stylegan3 ``.pkl`` snapshots of StyleGAN2 networks (``G``, ``D``, ``G_ema``);
+    * pSp / e4e training checkpoints, ArcFace IR-SE and torchvision ResNet state dicts (`encoder_checkpoints`).
 
 The architecture is inferred from tensor shapes, cross-checked against what the file states (rosinality
 ``args``, NVlabs init kwargs), and the weights are loaded strictly.
@@ -38,6 +39,7 @@ from stylebridge.models.stylegan2 import (
 __all__ = ["CheckpointInfo", "describe", "discriminator_from_rosinality", "generator_from_rosinality", "load"]
 
 PARTS = ("g_ema", "g", "d")
+ENCODER_PARTS = ("encoder", "decoder")  # pSp / e4e checkpoints (where "d" is e4e's latent discriminator)
 
 
 @dataclass
@@ -56,7 +58,8 @@ def load(path: str | os.PathLike, part: str | None = None) -> PretrainedModel:
     Args:
         path: file or folder path, or the name of a model shipped with stylebridge.
         part: for files holding several networks (rosinality train.py checkpoints, NVlabs pickles):
-            ``"g_ema"`` (default), ``"g"`` or ``"d"``.
+            ``"g_ema"`` (default), ``"g"`` or ``"d"``; for pSp / e4e checkpoints: None (the whole model),
+            ``"encoder"``, ``"decoder"`` (the generator) or ``"d"`` (e4e's latent discriminator).
 
     Returns:
         the model in eval mode on the CPU.
@@ -71,8 +74,8 @@ def describe(path: str | os.PathLike, part: str | None = None) -> tuple[Pretrain
 
 
 def _load_with_info(path: str | os.PathLike, part: str | None) -> tuple[PretrainedModel, CheckpointInfo]:
-    if part is not None and part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+    if part is not None and part not in PARTS + ENCODER_PARTS:
+        raise ValueError(f"part must be one of {PARTS + ENCODER_PARTS}, got {part!r}")
     p = Path(path)
     if not p.exists():
         shipped = registry.resolve(str(path))
@@ -115,8 +118,11 @@ def _from_torch_object(obj: Any, part: str | None, src: str) -> tuple[Pretrained
         if want == "d":
             return discriminator_from_rosinality(obj["d"], f"{src}[d]", args), info
         return generator_from_rosinality(obj[want], f"{src}[{want}]", args), info
-    if "state_dict" in obj and "opts" in obj:
-        raise CheckpointError(f"{src}: a pSp/e4e encoder checkpoint; stylebridge does not load encoders yet")
+    from stylebridge.io import encoder_checkpoints  # imported here: it builds on this module's generator loader
+
+    found = encoder_checkpoints.from_torch_object(obj, part, src)
+    if found is not None:
+        return found
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if len(tensors) == len(obj) and tensors:
         if "style.1.weight" in tensors and "input.input" in tensors:
@@ -240,7 +246,9 @@ def discriminator_from_rosinality(sd: dict[str, torch.Tensor], src: str,
 def _from_pickle_object(obj: Any, part: str | None, src: str) -> tuple[PretrainedModel, CheckpointInfo]:
     if not isinstance(obj, dict) or not any(isinstance(obj.get(k), PickledObject) for k in ("G", "D", "G_ema")):
         raise CheckpointError(f"{src}: a pickle, but not an NVlabs network snapshot (no G / D / G_ema networks)")
-    key = {"g_ema": "G_ema", "g": "G", "d": "D", None: "G_ema"}[part]
+    key = {"g_ema": "G_ema", "g": "G", "d": "D", None: "G_ema"}.get(part)
+    if key is None:
+        raise ValueError(f"{src}: an NVlabs pickle; part must be g_ema, g or d, got {part!r}")
     parts = tuple(k for k, v in (("g_ema", obj.get("G_ema")), ("g", obj.get("G")), ("d", obj.get("D")))
                   if isinstance(v, PickledObject))
     rec = obj.get(key)

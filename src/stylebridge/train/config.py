@@ -130,3 +130,8 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
         return _build(cls, data, "")
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def from_dict(cls: type[T], data: dict) -> T:
+    """Build ``cls`` from a nested dict (e.g. ``to_dict`` of a config stored in a checkpoint), validated."""
+    return _build(cls, data, "")

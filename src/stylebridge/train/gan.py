@@ -98,6 +98,11 @@ class LogConfig:
     checkpoint_every: int = 500
     keep: int = 3
     grid: int = 16  # samples in the periodic grid
+    metric_every: int = 0  # steps between Fréchet distances of G_ema (0: off); also computed at the last step
+    metric_n: int = 5000  # images per set (the distance is biased for small n: compare only equal n)
+    # Feature space: a domain network (shipped name or native folder) → FD[<name>]; an Inception weights file →
+    # FID (pytorch-fid's network) or FD[inception-…]. "auto": synthfaces-domain for synthfaces data, else off.
+    metric_features: str = "auto"
 
 
 @dataclass
@@ -137,17 +142,22 @@ def _init_distributed() -> bool:
 
 
 def _allreduce_grads(params: list[torch.nn.Parameter]) -> None:
+    """Average gradients over ranks. Parameters without a gradient (not in this phase's graph, the same on every
+    rank: e.g. D's output bias under R1) keep ``grad=None``, so Adam skips them as in a 1-process run instead of
+    taking a zero step that would decay their second moments."""
     _, world = _world()
     if world == 1:
         return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    with_grad = [p for p in params if p.grad is not None]
+    if not with_grad:
+        return
+    flat = torch.cat([p.grad.reshape(-1) for p in with_grad])
     dist.all_reduce(flat)
     flat /= world
     offset = 0
-    for p, g in zip(params, grads):
-        n = g.numel()
-        p.grad = flat[offset : offset + n].view_as(g).clone()
+    for p in with_grad:
+        n = p.grad.numel()
+        p.grad = flat[offset : offset + n].view_as(p.grad).clone()
         offset += n
 
 
@@ -233,12 +243,14 @@ class _State:
     ada: AdaptiveP
     step: int = 0
     pl_mean: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
+    seconds: float = 0.0  # training wall time over all runs of this folder (model cards report it)
 
     def to_checkpoint(self, cfg: GanTrainConfig) -> dict[str, Any]:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
                 "pl_mean": self.pl_mean, "ada": self.ada.state_dict(), "rng": self.gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "config": json.dumps(to_dict(cfg))}
+                "torch_rng": torch.get_rng_state(), "config": json.dumps(to_dict(cfg)),
+                "seconds": self.seconds}
 
     def load_checkpoint(self, ck: dict[str, Any]) -> None:
         self.G.load_state_dict(ck["G"])
@@ -248,6 +260,7 @@ class _State:
         self.opt_d.load_state_dict(ck["opt_d"])
         self.step = int(ck["step"])
         self.pl_mean = ck["pl_mean"]
+        self.seconds = float(ck.get("seconds", 0.0))
         self.ada.load_state_dict(ck["ada"])
         self.gen.set_state(ck["rng"].cpu())
         torch.set_rng_state(ck["torch_rng"].cpu())
@@ -313,61 +326,74 @@ def _autocast(cfg: GanTrainConfig):
     return torch.autocast(dev, dtype=torch.bfloat16, enabled=cfg.optim.precision == "bf16")
 
 
+def _phase_step(opt: torch.optim.Adam, loss: torch.Tensor, params: list[torch.nn.Parameter]) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    _allreduce_grads(params)
+    opt.step()
+
+
 def _train_step(st: _State, cfg: GanTrainConfig, real: torch.Tensor) -> dict[str, float]:
+    """One iteration in NVlabs' phases: Dmain, Dreg (every r1_every), Gmain, Greg (every pl_every).
+
+    Each phase takes its own optimizer step, as in the official code: that is what the lazy-regularisation
+    correction of Adam's lr and betas (``_adam``) assumes (reg_every + 1 steps per reg_every iterations).
+    """
     o = cfg.optim
     n, nb = real.shape[0], o.batch  # local and global batch
     stats: dict[str, float] = {}
     G, D = st.G, st.D
+    d_params, g_params = list(D.parameters()), list(G.parameters())
 
-    # -- discriminator: logistic loss on fakes and reals, lazy R1 on reals ----------------------------------------
+    # -- Dmain: logistic loss on fakes and reals --------------------------------------------------------------------
     G.requires_grad_(False)
     D.requires_grad_(True)
     with torch.no_grad(), _autocast(cfg):
         fake = G.synthesize(_latents(G, nb, o.mixing, st.gen), noise=_noise(G, nb, st.gen))
-    do_r1 = o.r1_gamma > 0 and st.step % o.r1_every == 0
-    real_in = real.detach().requires_grad_(do_r1)
     with _autocast(cfg):
         fake_logits = D(_d_input(fake, st, cfg)).float()
-        real_logits = D(_d_input(real_in, st, cfg)).float()
+        real_logits = D(_d_input(real, st, cfg)).float()
     loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-    if do_r1:
-        (grad,) = torch.autograd.grad(real_logits.sum(), real_in, create_graph=True)
-        r1 = grad.square().sum(dim=(1, 2, 3)).mean()
-        loss_d = loss_d + o.r1_gamma / 2 * r1 * o.r1_every
-        stats["r1"] = r1.item()
-    st.opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    _allreduce_grads(list(D.parameters()))
-    st.opt_d.step()
+    _phase_step(st.opt_d, loss_d, d_params)
     if cfg.augment.kind == "adaptive":
         st.ada.update(_allreduce_mean(real_logits.detach().sign().mean()).expand(n), o.batch)
     stats.update(loss_d=loss_d.item(), d_real=real_logits.mean().item(), d_fake=fake_logits.mean().item())
 
-    # -- generator: non-saturating loss, lazy path-length regularisation -------------------------------------------
+    # -- Dreg: lazy R1 on reals, scaled by the interval -------------------------------------------------------------
+    if o.r1_gamma > 0 and st.step % o.r1_every == 0:
+        real_in = real.detach().requires_grad_(True)
+        with _autocast(cfg):
+            logits = D(_d_input(real_in, st, cfg)).float()
+        (grad,) = torch.autograd.grad(logits.sum(), real_in, create_graph=True)
+        r1 = grad.square().sum(dim=(1, 2, 3)).mean()
+        _phase_step(st.opt_d, r1 * (o.r1_gamma / 2 * o.r1_every), d_params)
+        stats["r1"] = r1.item()
+
+    # -- Gmain: non-saturating loss ---------------------------------------------------------------------------------
     G.requires_grad_(True)
     D.requires_grad_(False)
     with _autocast(cfg):
         fake = G.synthesize(_latents(G, nb, o.mixing, st.gen), noise=_noise(G, nb, st.gen))
         loss_g = F.softplus(-D(_d_input(fake, st, cfg)).float()).mean()
+    _phase_step(st.opt_g, loss_g, g_params)
+    stats["loss_g"] = loss_g.item()
+
+    # -- Greg: lazy path-length regularisation on a smaller batch ---------------------------------------------------
     if o.pl_weight > 0 and st.step % o.pl_every == 0:
         m = max(_world()[1], nb // o.pl_batch_shrink)
         w = _latents(G, m, o.mixing, st.gen)
-        img = G.synthesize(w, noise=_noise(G, m, st.gen))
+        with _autocast(cfg):
+            img = G.synthesize(w, noise=_noise(G, m, st.gen)).float()
         rank, world = _world()
         noise = torch.randn((m, *img.shape[1:]), generator=st.gen)[rank::world].to(img.device)
         noise = noise / math.sqrt(img.shape[2] * img.shape[3])
         (grad,) = torch.autograd.grad((img * noise).sum(), w, create_graph=True)
-        lengths = grad.square().sum(2).mean(1).sqrt()
+        lengths = grad.float().square().sum(2).mean(1).sqrt()
         pl_mean = st.pl_mean + o.pl_decay * (_allreduce_mean(lengths.mean().detach()) - st.pl_mean)
         st.pl_mean = pl_mean.detach()
         penalty = (lengths - pl_mean).square().mean()
-        loss_g = loss_g + penalty * o.pl_weight * o.pl_every
+        _phase_step(st.opt_g, penalty * (o.pl_weight * o.pl_every), g_params)
         stats["pl"] = penalty.item()
-    st.opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    _allreduce_grads(list(G.parameters()))
-    st.opt_g.step()
-    stats["loss_g"] = loss_g.item()
 
     # -- EMA generator ----------------------------------------------------------------------------------------------
     ema_nimg = o.ema_kimg * 1000
@@ -431,13 +457,18 @@ def train_gan(cfg: GanTrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
 
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if rank == 0 else {}
     writer = _tensorboard(run) if rank == 0 else None
+    metric = _metric(cfg) if rank == 0 else None
     grid_z = torch.randn(cfg.log.grid, st.G.z_dim, generator=torch.Generator().manual_seed(123))
     log = open(run / "log.jsonl", "a") if rank == 0 else None
     bar = tqdm(total=o.steps, initial=st.step, desc="train gan", unit="step", disable=not progress or rank != 0)
     t0, n0 = time.perf_counter(), st.step
+    t_last = t0
     try:
         while st.step < stop_at:
             stats = _train_step(st, cfg, data.batch(st.step).to(st.G.w_avg.device))
+            now = time.perf_counter()
+            st.seconds += now - t_last  # this step plus the previous step's logging, grids and metric
+            t_last = now
             if rank == 0:
                 kimg = st.step * o.batch / 1000
                 rate = (st.step - n0) * o.batch / max(time.perf_counter() - t0, 1e-9)
@@ -445,8 +476,8 @@ def train_gan(cfg: GanTrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
                 bar.set_postfix(kimg=f"{kimg:.1f}", img_s=f"{rate:.0f}", d=f"{stats['loss_d']:.2f}",
                                 g=f"{stats['loss_g']:.2f}")
                 if st.step % cfg.log.every == 0 or st.step == stop_at:
-                    rec = {"step": st.step, "kimg": kimg, "img_per_s": rate, "ada_p": st.ada.p,
-                           "pl_mean": float(st.pl_mean), **stats}
+                    rec = {"step": st.step, "kimg": kimg, "img_per_s": rate, "seconds": round(st.seconds, 1),
+                           "ada_p": st.ada.p, "pl_mean": float(st.pl_mean), **stats}
                     log.write(json.dumps(rec) + "\n")
                     log.flush()
                     if writer is not None:
@@ -458,6 +489,14 @@ def train_gan(cfg: GanTrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
                     save_grid(imgs, run / "samples" / f"step{st.step:07d}.png")
                     if writer is not None:
                         writer.add_images("samples", (imgs.clamp(-1, 1) + 1) / 2, st.step)
+                if metric is not None and (st.step % cfg.log.metric_every == 0 or st.step == o.steps):
+                    res = metric(st.G_ema, run)
+                    rec = {"step": st.step, "kimg": kimg, "metric": res.metric, "value": res.value, "n": res.n}
+                    log.write(json.dumps(rec) + "\n")
+                    log.flush()
+                    bar.write(f"step {st.step} ({kimg:.1f} kimg): {res}")
+                    if writer is not None:
+                        writer.add_scalar(f"metrics/{res.metric}", res.value, st.step)
                 if st.step % cfg.log.checkpoint_every == 0 or st.step == stop_at:
                     _save_checkpoint(st, cfg, run)
             if world > 1:
@@ -488,11 +527,38 @@ def train_gan(cfg: GanTrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
             atomic_write_text(run / "ranks.json", json.dumps({"world": world, "max_param_diff": float(diff)}) + "\n")
     if rank == 0 and st.step >= o.steps:
         st.G_ema.compute_w_avg()
-        st.G_ema.save_pretrained(run / "G_ema", metadata={"steps": st.step, "kimg": st.step * o.batch / 1000})
+        st.G_ema.save_pretrained(run / "G_ema", metadata={"steps": st.step, "kimg": st.step * o.batch / 1000,
+                                                          "train_seconds": round(st.seconds)})
     if started:
         dist.barrier()
         dist.destroy_process_group()
     return st.G_ema
+
+
+def _metric(cfg: GanTrainConfig):
+    """The periodic quality metric as a callable (G_ema, run folder) → FrechetResult, or None when off."""
+    spec = cfg.log.metric_features
+    if cfg.log.metric_every <= 0 or spec in ("none", ""):
+        return None
+    if spec == "auto":
+        if cfg.data.source != "synthfaces":
+            return None  # no domain network for a user's folder: set log.metric_features to an Inception file
+        spec = "synthfaces-domain"
+    from stylebridge.metrics.frechet import fd_of_generator, feature_extractor
+
+    extractor = feature_extractor(spec).to(_device())
+    real = cfg.data.source
+
+    def compute(G: StyleGAN2Generator, run: Path):
+        was_training = G.training
+        G.eval()
+        try:  # a fixed seed: the same z and noise every time, and the training RNGs are not touched
+            return fd_of_generator(G, extractor, real, cfg.log.metric_n, seed=0, cache_dir=run / "metrics",
+                                   progress=False)
+        finally:
+            G.train(was_training)
+
+    return compute
 
 
 def _tensorboard(run: Path):
