@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +26,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-import yaml
 from tqdm.auto import tqdm
 
 from stylebridge.data import synthfaces as sf
 from stylebridge.imageio import save_grid
-from stylebridge.io.atomic import atomic_write, atomic_write_text
+from stylebridge.io.atomic import atomic_write_text
 from stylebridge.models.stylegan2 import (
     StyleGAN2Config,
     StyleGAN2Discriminator,
@@ -40,6 +38,17 @@ from stylebridge.models.stylegan2 import (
     StyleGAN2Generator,
 )
 from stylebridge.train.augment import AdaptiveP, augment
+from stylebridge.train.common import (
+    RunFolder,
+    StopOnSignal,
+    allreduce_grads,
+    allreduce_mean,
+    autocast,
+    broadcast_module,
+    device,
+    init_distributed,
+    world,
+)
 from stylebridge.train.config import load_config, to_dict
 
 __all__ = ["GanTrainConfig", "load_gan_config", "train_gan"]
@@ -121,59 +130,6 @@ def load_gan_config(path: str | os.PathLike | None, overrides: list[str] | None 
     if cfg.augment.kind not in ("none", "fixed", "adaptive"):
         raise ValueError(f"augment.kind must be none, fixed or adaptive, got {cfg.augment.kind!r}")
     return cfg
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Distributed helpers
-
-
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _init_distributed() -> bool:
-    """Start the process group under torchrun (WORLD_SIZE > 1); returns whether this call started it."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        return True
-    return False
-
-
-def _allreduce_grads(params: list[torch.nn.Parameter]) -> None:
-    """Average gradients over ranks. Parameters without a gradient (not in this phase's graph, the same on every
-    rank: e.g. D's output bias under R1) keep ``grad=None``, so Adam skips them as in a 1-process run instead of
-    taking a zero step that would decay their second moments."""
-    _, world = _world()
-    if world == 1:
-        return
-    with_grad = [p for p in params if p.grad is not None]
-    if not with_grad:
-        return
-    flat = torch.cat([p.grad.reshape(-1) for p in with_grad])
-    dist.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for p in with_grad:
-        n = p.grad.numel()
-        p.grad = flat[offset : offset + n].view_as(p.grad).clone()
-        offset += n
-
-
-def _allreduce_mean(x: torch.Tensor) -> torch.Tensor:
-    _, world = _world()
-    if world > 1:
-        x = x.clone()
-        dist.all_reduce(x)
-        x /= world
-    return x
-
-
-def _broadcast_module(m: torch.nn.Module) -> None:
-    if _world()[1] > 1:
-        for t in list(m.parameters()) + list(m.buffers()):
-            dist.broadcast(t.data, src=0)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -268,16 +224,16 @@ class _State:
 
 def _new_state(cfg: GanTrainConfig) -> _State:
     torch.manual_seed(cfg.optim.seed)
-    dev = _device()
+    dev = device()
     G, D = (m.to(dev) for m in build_models(cfg))
     G_ema = build_models(cfg)[0].to(dev)
     G_ema.load_state_dict(G.state_dict())
     G_ema.requires_grad_(False).eval()
-    _broadcast_module(G)
-    _broadcast_module(D)
-    _broadcast_module(G_ema)
+    broadcast_module(G)
+    broadcast_module(D)
+    broadcast_module(G_ema)
     o = cfg.optim
-    rank, _ = _world()
+    rank, _ = world()
     gen = torch.Generator().manual_seed(o.seed * 1000 + 17)  # the same on every rank: global draws, sliced
     torch.manual_seed(o.seed * 1000 + 31 + rank)
     ada = AdaptiveP(cfg.augment.target, cfg.augment.ada_kimg, p=cfg.augment.p)
@@ -289,22 +245,16 @@ def _new_state(cfg: GanTrainConfig) -> _State:
 # Losses (one step)
 
 
-def _device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
-
-
 def _latents(G: StyleGAN2Generator, n_global: int, mixing: float, gen: torch.Generator) -> torch.Tensor:
     """This rank's slice of W+ [n_global, num_ws, w_dim] with style mixing at a random crossover for a fraction
     ``mixing`` of samples. Random numbers come from the CPU generator ``gen`` (reproducible on any device)."""
-    rank, world = _world()
+    rank, n_proc = world()
     dev = G.w_avg.device
-    z = torch.randn(2, n_global, G.z_dim, generator=gen)[:, rank::world].to(dev)
+    z = torch.randn(2, n_global, G.z_dim, generator=gen)[:, rank::n_proc].to(dev)
     n = z.shape[1]
     w = G.map(z.flatten(0, 1)).view(2, n, -1)
-    cut = torch.randint(1, G.num_ws, (n_global,), generator=gen)[rank::world]
-    keep = torch.rand(n_global, generator=gen)[rank::world] < mixing
+    cut = torch.randint(1, G.num_ws, (n_global,), generator=gen)[rank::n_proc]
+    keep = torch.rand(n_global, generator=gen)[rank::n_proc] < mixing
     cut = torch.where(keep, cut, torch.full_like(cut, G.num_ws)).to(dev)
     rows = torch.arange(G.num_ws, device=dev)[None, :, None]
     return torch.where(rows < cut[:, None, None], w[0][:, None], w[1][:, None])
@@ -312,8 +262,8 @@ def _latents(G: StyleGAN2Generator, n_global: int, mixing: float, gen: torch.Gen
 
 def _noise(G: StyleGAN2Generator, n_global: int, gen: torch.Generator) -> list[torch.Tensor]:
     """This rank's slice of per-layer noise for a global batch of n_global."""
-    rank, world = _world()
-    return [t[rank::world].to(G.w_avg.device) for t in G.make_noise(n_global, generator=gen)]
+    rank, n_proc = world()
+    return [t[rank::n_proc].to(G.w_avg.device) for t in G.make_noise(n_global, generator=gen)]
 
 
 def _d_input(x: torch.Tensor, st: _State, cfg: GanTrainConfig) -> torch.Tensor:
@@ -321,15 +271,10 @@ def _d_input(x: torch.Tensor, st: _State, cfg: GanTrainConfig) -> torch.Tensor:
     return augment(x, p, st.gen) if p > 0 else x
 
 
-def _autocast(cfg: GanTrainConfig):
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.autocast(dev, dtype=torch.bfloat16, enabled=cfg.optim.precision == "bf16")
-
-
 def _phase_step(opt: torch.optim.Adam, loss: torch.Tensor, params: list[torch.nn.Parameter]) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    _allreduce_grads(params)
+    allreduce_grads(params)
     opt.step()
 
 
@@ -348,21 +293,21 @@ def _train_step(st: _State, cfg: GanTrainConfig, real: torch.Tensor) -> dict[str
     # -- Dmain: logistic loss on fakes and reals --------------------------------------------------------------------
     G.requires_grad_(False)
     D.requires_grad_(True)
-    with torch.no_grad(), _autocast(cfg):
+    with torch.no_grad(), autocast(cfg.optim.precision):
         fake = G.synthesize(_latents(G, nb, o.mixing, st.gen), noise=_noise(G, nb, st.gen))
-    with _autocast(cfg):
+    with autocast(cfg.optim.precision):
         fake_logits = D(_d_input(fake, st, cfg)).float()
         real_logits = D(_d_input(real, st, cfg)).float()
     loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
     _phase_step(st.opt_d, loss_d, d_params)
     if cfg.augment.kind == "adaptive":
-        st.ada.update(_allreduce_mean(real_logits.detach().sign().mean()).expand(n), o.batch)
+        st.ada.update(allreduce_mean(real_logits.detach().sign().mean()).expand(n), o.batch)
     stats.update(loss_d=loss_d.item(), d_real=real_logits.mean().item(), d_fake=fake_logits.mean().item())
 
     # -- Dreg: lazy R1 on reals, scaled by the interval -------------------------------------------------------------
     if o.r1_gamma > 0 and st.step % o.r1_every == 0:
         real_in = real.detach().requires_grad_(True)
-        with _autocast(cfg):
+        with autocast(cfg.optim.precision):
             logits = D(_d_input(real_in, st, cfg)).float()
         (grad,) = torch.autograd.grad(logits.sum(), real_in, create_graph=True)
         r1 = grad.square().sum(dim=(1, 2, 3)).mean()
@@ -372,7 +317,7 @@ def _train_step(st: _State, cfg: GanTrainConfig, real: torch.Tensor) -> dict[str
     # -- Gmain: non-saturating loss ---------------------------------------------------------------------------------
     G.requires_grad_(True)
     D.requires_grad_(False)
-    with _autocast(cfg):
+    with autocast(cfg.optim.precision):
         fake = G.synthesize(_latents(G, nb, o.mixing, st.gen), noise=_noise(G, nb, st.gen))
         loss_g = F.softplus(-D(_d_input(fake, st, cfg)).float()).mean()
     _phase_step(st.opt_g, loss_g, g_params)
@@ -380,16 +325,16 @@ def _train_step(st: _State, cfg: GanTrainConfig, real: torch.Tensor) -> dict[str
 
     # -- Greg: lazy path-length regularisation on a smaller batch ---------------------------------------------------
     if o.pl_weight > 0 and st.step % o.pl_every == 0:
-        m = max(_world()[1], nb // o.pl_batch_shrink)
+        m = max(world()[1], nb // o.pl_batch_shrink)
         w = _latents(G, m, o.mixing, st.gen)
-        with _autocast(cfg):
+        with autocast(cfg.optim.precision):
             img = G.synthesize(w, noise=_noise(G, m, st.gen)).float()
-        rank, world = _world()
-        noise = torch.randn((m, *img.shape[1:]), generator=st.gen)[rank::world].to(img.device)
+        rank, n_proc = world()
+        noise = torch.randn((m, *img.shape[1:]), generator=st.gen)[rank::n_proc].to(img.device)
         noise = noise / math.sqrt(img.shape[2] * img.shape[3])
         (grad,) = torch.autograd.grad((img * noise).sum(), w, create_graph=True)
         lengths = grad.float().square().sum(2).mean(1).sqrt()
-        pl_mean = st.pl_mean + o.pl_decay * (_allreduce_mean(lengths.mean().detach()) - st.pl_mean)
+        pl_mean = st.pl_mean + o.pl_decay * (allreduce_mean(lengths.mean().detach()) - st.pl_mean)
         st.pl_mean = pl_mean.detach()
         penalty = (lengths - pl_mean).square().mean()
         _phase_step(st.opt_g, penalty * (o.pl_weight * o.pl_every), g_params)
@@ -413,19 +358,6 @@ def _train_step(st: _State, cfg: GanTrainConfig, real: torch.Tensor) -> dict[str
 # Run folder
 
 
-def _checkpoints(run: Path) -> list[Path]:
-    return sorted(run.glob("checkpoint-*.pt"))
-
-
-def _save_checkpoint(st: _State, cfg: GanTrainConfig, run: Path) -> Path:
-    path = run / f"checkpoint-{st.step:07d}.pt"
-    state = st.to_checkpoint(cfg)
-    atomic_write(path, lambda p: torch.save(state, p))
-    for old in _checkpoints(run)[: -cfg.log.keep]:
-        old.unlink(missing_ok=True)
-    return path
-
-
 def train_gan(cfg: GanTrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
               max_steps_this_run: int | None = None) -> StyleGAN2Generator:
     """Train until ``cfg.optim.steps`` (or ``max_steps_this_run`` more steps); returns G_ema.
@@ -433,37 +365,23 @@ def train_gan(cfg: GanTrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
     With ``resume`` the newest checkpoint in ``run_dir`` is loaded and training continues exactly. SIGINT and
     SIGTERM finish the current step, write a checkpoint and stop.
     """
-    started = _init_distributed()
-    rank, world = _world()
+    started = init_distributed()
+    rank, n_proc = world()
     o = cfg.optim
-    if o.batch % world:
-        raise ValueError(f"optim.batch {o.batch} must be divisible by the number of processes {world}")
-    run = Path(run_dir)
-    if rank == 0:
-        run.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    if o.batch % n_proc:
+        raise ValueError(f"optim.batch {o.batch} must be divisible by the number of processes {n_proc}")
+    run = RunFolder(run_dir, cfg, keep=cfg.log.keep)
     st = _new_state(cfg)
     if resume:
-        ckpts = _checkpoints(run)
-        if not ckpts:
-            raise FileNotFoundError(f"{run}: no checkpoint to resume from")
-        st.load_checkpoint(torch.load(ckpts[-1], map_location=_device(), weights_only=True))
-    data = _RealStream(cfg, rank, world)
+        st.load_checkpoint(run.load_latest())
+    data = _RealStream(cfg, rank, n_proc)
     stop_at = o.steps if max_steps_this_run is None else min(o.steps, st.step + max_steps_this_run)
-    stop_requested = {"flag": False}
-
-    def _on_signal(signum, frame) -> None:  # finish the step, checkpoint, stop
-        stop_requested["flag"] = True
-
-    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if rank == 0 else {}
-    writer = _tensorboard(run) if rank == 0 else None
     metric = _metric(cfg) if rank == 0 else None
     grid_z = torch.randn(cfg.log.grid, st.G.z_dim, generator=torch.Generator().manual_seed(123))
-    log = open(run / "log.jsonl", "a") if rank == 0 else None
     bar = tqdm(total=o.steps, initial=st.step, desc="train gan", unit="step", disable=not progress or rank != 0)
     t0, n0 = time.perf_counter(), st.step
     t_last = t0
-    try:
+    with StopOnSignal() as stop, run.log() as log, bar:
         while st.step < stop_at:
             stats = _train_step(st, cfg, data.batch(st.step).to(st.G.w_avg.device))
             now = time.perf_counter()
@@ -476,47 +394,25 @@ def train_gan(cfg: GanTrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
                 bar.set_postfix(kimg=f"{kimg:.1f}", img_s=f"{rate:.0f}", d=f"{stats['loss_d']:.2f}",
                                 g=f"{stats['loss_g']:.2f}")
                 if st.step % cfg.log.every == 0 or st.step == stop_at:
-                    rec = {"step": st.step, "kimg": kimg, "img_per_s": rate, "seconds": round(st.seconds, 1),
-                           "ada_p": st.ada.p, "pl_mean": float(st.pl_mean), **stats}
-                    log.write(json.dumps(rec) + "\n")
-                    log.flush()
-                    if writer is not None:
-                        for k, v in rec.items():
-                            writer.add_scalar(f"train/{k}", v, st.step)
+                    log.record({"step": st.step, "kimg": kimg, "img_per_s": rate, "seconds": round(st.seconds, 1),
+                                "ada_p": st.ada.p, "pl_mean": float(st.pl_mean), **stats})
                 if st.step % cfg.log.sample_every == 0 or st.step == stop_at:
                     with torch.no_grad():
                         imgs = st.G_ema(grid_z.to(st.G.w_avg.device), noise_mode="const").cpu()
-                    save_grid(imgs, run / "samples" / f"step{st.step:07d}.png")
-                    if writer is not None:
-                        writer.add_images("samples", (imgs.clamp(-1, 1) + 1) / 2, st.step)
+                    save_grid(imgs, run.path / "samples" / f"step{st.step:07d}.png")
+                    log.images("samples", imgs, st.step)
                 if metric is not None and (st.step % cfg.log.metric_every == 0 or st.step == o.steps):
-                    res = metric(st.G_ema, run)
-                    rec = {"step": st.step, "kimg": kimg, "metric": res.metric, "value": res.value, "n": res.n}
-                    log.write(json.dumps(rec) + "\n")
-                    log.flush()
+                    res = metric(st.G_ema, run.path)
+                    log.record({"step": st.step, "kimg": kimg, "metric": res.metric, "value": res.value,
+                                "n": res.n}, prefix="metrics")
                     bar.write(f"step {st.step} ({kimg:.1f} kimg): {res}")
-                    if writer is not None:
-                        writer.add_scalar(f"metrics/{res.metric}", res.value, st.step)
                 if st.step % cfg.log.checkpoint_every == 0 or st.step == stop_at:
-                    _save_checkpoint(st, cfg, run)
-            if world > 1:
-                flag = torch.tensor(float(stop_requested["flag"]))
-                dist.broadcast(flag, src=0)
-                stop_requested["flag"] = bool(flag.item())
-            if stop_requested["flag"]:
-                if rank == 0:
-                    _save_checkpoint(st, cfg, run)
-                    print(f"stopped at step {st.step}: checkpoint written to {run}", flush=True)
+                    run.save_checkpoint(st.step, st.to_checkpoint(cfg))
+            if stop.requested():
+                if run.save_checkpoint(st.step, st.to_checkpoint(cfg)) is not None:
+                    print(f"stopped at step {st.step}: checkpoint written to {run.path}", flush=True)
                 break
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
-        if writer is not None:
-            writer.close()
-        for s, h in old.items():
-            signal.signal(s, h)
-    if world > 1:  # the ranks must hold the same weights: check, and record the largest difference
+    if n_proc > 1:  # the ranks must hold the same weights: check, and record the largest difference
         params = torch.cat([p.detach().reshape(-1) for p in st.G.parameters()] +
                            [p.detach().reshape(-1) for p in st.D.parameters()])
         ref = params.clone()
@@ -524,10 +420,11 @@ def train_gan(cfg: GanTrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
         diff = (params - ref).abs().max()
         dist.all_reduce(diff, op=dist.ReduceOp.MAX)
         if rank == 0:
-            atomic_write_text(run / "ranks.json", json.dumps({"world": world, "max_param_diff": float(diff)}) + "\n")
+            ranks = {"world": n_proc, "max_param_diff": float(diff)}
+            atomic_write_text(run.path / "ranks.json", json.dumps(ranks) + "\n")
     if rank == 0 and st.step >= o.steps:
         st.G_ema.compute_w_avg()
-        st.G_ema.save_pretrained(run / "G_ema", metadata={"steps": st.step, "kimg": st.step * o.batch / 1000,
+        st.G_ema.save_pretrained(run.path / "G_ema", metadata={"steps": st.step, "kimg": st.step * o.batch / 1000,
                                                           "train_seconds": round(st.seconds)})
     if started:
         dist.barrier()
@@ -546,7 +443,7 @@ def _metric(cfg: GanTrainConfig):
         spec = "synthfaces-domain"
     from stylebridge.metrics.frechet import fd_of_generator, feature_extractor
 
-    extractor = feature_extractor(spec).to(_device())
+    extractor = feature_extractor(spec).to(device())
     real = cfg.data.source
 
     def compute(G: StyleGAN2Generator, run: Path):
@@ -559,11 +456,3 @@ def _metric(cfg: GanTrainConfig):
             G.train(was_training)
 
     return compute
-
-
-def _tensorboard(run: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        return None
-    return SummaryWriter(str(run / "tensorboard"))

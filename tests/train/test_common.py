@@ -1,0 +1,61 @@
+"""The run folder every trainer shares: config, checkpoints (atomic, last N kept), log, stop on signal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from stylebridge.train.common import RunFolder, StopOnSignal, allreduce_grads, world
+
+
+@dataclass
+class _Cfg:
+    lr: float = 0.1
+    name: str = "x"
+
+
+def test_checkpoints_keep_the_newest_and_round_trip(tmp_path):
+    run = RunFolder(tmp_path / "run", _Cfg(), keep=2)
+    assert (tmp_path / "run" / "config.yaml").read_text() == "lr: 0.1\nname: x\n"
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
+        run.load_latest()
+    for step in (1, 2, 3):
+        run.save_checkpoint(step, {"step": step, "w": torch.full((2,), float(step))})
+    assert [p.name for p in run.checkpoints()] == ["checkpoint-0000002.pt", "checkpoint-0000003.pt"]
+    assert not list((tmp_path / "run").glob("*.tmp*"))  # atomic write leaves no temporary file
+    ck = run.load_latest("cpu")
+    assert ck["step"] == 3 and torch.equal(ck["w"], torch.full((2,), 3.0))
+    run.checkpoints()[-1].write_bytes(b"truncated")
+    with pytest.raises(ValueError, match=r"checkpoint-0000003\.pt: cannot read checkpoint"):
+        run.load_latest("cpu")
+
+
+def test_log_writes_json_lines(tmp_path):
+    run = RunFolder(tmp_path, None)
+    with run.log() as log:
+        log.record({"step": 1, "loss": 0.5})
+        log.record({"step": 2, "metric": "FD", "value": 1.0}, prefix="metrics")
+    rows = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert rows == [{"step": 1, "loss": 0.5}, {"step": 2, "metric": "FD", "value": 1.0}]
+
+
+def test_stop_on_signal_sets_the_flag_and_restores_handlers():
+    before = signal.getsignal(signal.SIGINT)
+    with StopOnSignal() as stop:
+        assert not stop.requested()
+        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt outside the block
+        assert stop.requested()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_single_process_helpers_are_no_ops():
+    assert world() == (0, 1)
+    p = torch.nn.Parameter(torch.ones(2))
+    p.grad = torch.full((2,), 3.0)
+    allreduce_grads([p])
+    assert torch.equal(p.grad, torch.full((2,), 3.0))
