@@ -112,19 +112,98 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     overrides = list(args.set or [])
     if args.steps is not None:
         overrides.append(f"optim.steps={args.steps}")
+    run, cfg_path = _run_folder(args)
+    cfg = load_gan_config(cfg_path, overrides)
+    train_gan(cfg, run, resume=bool(args.resume), max_steps_this_run=args.max_steps_this_run)
+    return 0
+
+
+def _cmd_train_encoder(args: argparse.Namespace) -> int:
+    overrides = list(args.set or [])
+    if args.steps is not None:
+        overrides.append(f"optim.steps={args.steps}")
+    if args.arch == "actmap":
+        from stylebridge.train.actmap import load_actmap_config as load_cfg
+        from stylebridge.train.actmap import train_actmap as train
+
+        if args.task not in (None, "inversion"):
+            raise ValueError("--arch actmap learns from pairs the generator makes itself: it takes no --task "
+                             "(it translates sketches, blurred or out-of-domain images after training)")
+        if args.generator:
+            overrides.append(f"generator.path={args.generator}")
+    else:
+        from stylebridge.train.encoder import load_encoder_config as load_cfg
+        from stylebridge.train.encoder import train_encoder as train
+
+        overrides.append(f"model.arch={args.arch}")
+        if args.generator:
+            overrides.append(f"model.generator={args.generator}")
+        if args.task:
+            overrides.append(f"data.task={args.task}")
+    run, cfg_path = _run_folder(args)
+    train(load_cfg(cfg_path, overrides), run, resume=bool(args.resume), max_steps_this_run=args.max_steps_this_run)
+    return 0
+
+
+def _run_folder(args: argparse.Namespace) -> tuple[Path, str | Path | None]:
+    """(run folder, config file) from --out / --resume / --config, refusing to overwrite a run by accident."""
     if args.resume:
         run = Path(args.resume)
         if args.out and Path(args.out) != run:
             raise ValueError("--resume continues in its own run folder; leave out --out or give the same folder")
-        cfg = load_gan_config(args.config or run / "config.yaml", overrides)
-    else:
-        if not args.out:
-            raise ValueError("give --out RUN_DIR (or --resume RUN_DIR)")
-        run = Path(args.out)
-        if any(run.glob("checkpoint-*.pt")):
-            raise ValueError(f"{run} already holds checkpoints: use --resume {run} to continue it")
-        cfg = load_gan_config(args.config, overrides)
-    train_gan(cfg, run, resume=bool(args.resume), max_steps_this_run=args.max_steps_this_run)
+        return run, args.config or run / "config.yaml"
+    if not args.out:
+        raise ValueError("give --out RUN_DIR (or --resume RUN_DIR)")
+    run = Path(args.out)
+    if any(run.glob("checkpoint-*.pt")):
+        raise ValueError(f"{run} already holds checkpoints: use --resume {run} to continue it")
+    return run, args.config
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    from stylebridge.encode import encode_folder
+
+    report = encode_folder(args.model, args.images, args.out, batch=args.batch, progress=not args.quiet,
+                           device=args.device, precision=args.precision,
+                           reconstructions=not args.no_reconstructions)
+    print(f"wrote {report.written} encodings to {report.out}/" + (f" ({len(report.skipped)} unreadable files "
+          "skipped, listed in skipped.txt)" if report.skipped else ""))
+    return 0
+
+
+def _cmd_translate(args: argparse.Namespace) -> int:
+    from stylebridge.io.loading import load
+    from stylebridge.models.actmap import ActivationMapTranslator
+    from stylebridge.models.psp import StyleEncoderModel
+    from stylebridge.sampling import parse_seeds
+
+    model = load(args.model)
+    if isinstance(model, StyleEncoderModel):  # pSp / e4e: K multi-modal outputs by mixing the fine styles
+        from stylebridge.encode import translate_folder
+
+        if args.walk or args.style_encoder:
+            raise ValueError(f"{args.model}: --walk and --style-encoder apply to activation-map translators; "
+                             "a pSp / e4e model takes --samples K (and --style-seed for the first sample's seed)")
+        report = translate_folder(model, args.images, args.out, samples=args.samples, batch=args.batch,
+                                  seed=args.style_seed or 0, truncation_psi=args.truncation,
+                                  progress=not args.quiet, device=args.device, precision=args.precision)
+        print(f"wrote {report.written} translations to {report.out}/" + (f" ({len(report.skipped)} unreadable "
+              "files skipped, listed in skipped.txt)" if report.skipped else ""))
+        return 0
+    if not isinstance(model, ActivationMapTranslator):
+        raise ValueError(f"{args.model}: holds a {type(model).__name__}, not a translator (a pSp / e4e model or an "
+                         "activation-map translator)")
+    from stylebridge.translate import translate_folder
+
+    if args.samples:
+        raise ValueError("--samples applies to pSp / e4e models; an activation-map translator takes "
+                         "--style-seed S or --walk S1,S2 --frames N")
+    written = translate_folder(model, args.images, args.out, seed=args.style_seed,
+                               walk_seeds=parse_seeds(args.walk) if args.walk else None, frames=args.frames,
+                               style_encoder=args.style_encoder, truncation_psi=args.truncation,
+                               batch_size=args.batch, device=args.device, precision=args.precision,
+                               progress=not args.quiet)
+    print(f"wrote {len(written)} files to {args.out}/")
     return 0
 
 
@@ -235,6 +314,19 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.001")
     tg.set_defaults(func=_cmd_train_gan)
 
+    te = tr.add_parser("encoder", help="pSp / e4e encoders or the activation-map translator for a frozen generator")
+    te.add_argument("--arch", required=True, choices=("psp", "e4e", "actmap"))
+    te.add_argument("--generator", default=None, help="the frozen StyleGAN2 (path or shipped name)")
+    te.add_argument("--task", default=None,
+                    help="psp/e4e: inversion (default), sketch, segmentation, superres[:f], inpaint, frontalize")
+    te.add_argument("--config", default=None, help="YAML experiment config (see configs/encoder/, configs/actmap/)")
+    te.add_argument("--out", default=None, help="run folder")
+    te.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
+    te.add_argument("--steps", type=int, default=None, help="total steps (overrides optim.steps)")
+    te.add_argument("--max-steps-this-run", type=int, default=None, help="stop (checkpointed) after this many")
+    te.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    te.set_defaults(func=_cmd_train_encoder)
+
     td = tr.add_parser("domain", help="the domain network on synthfaces attributes (features for metrics/losses)")
     td.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
     td.add_argument("--steps", type=int, default=3000)
@@ -249,6 +341,34 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     td.add_argument("--no-resume", action="store_true", help="start again even if the folder has a checkpoint")
     td.set_defaults(func=_cmd_train_domain)
+
+    en = sub.add_parser("encode", help="encode a folder of images with a pSp / e4e model: W+ latents + reconstructions")
+    en.add_argument("--model", required=True, help="pSp / e4e checkpoint, native folder or shipped name")
+    en.add_argument("--images", required=True, help="folder of images (searched recursively)")
+    en.add_argument("--out", required=True)
+    en.add_argument("--batch", type=int, default=8)
+    en.add_argument("--no-reconstructions", action="store_true", help="write the latents only")
+    en.add_argument("--device", default="auto")
+    en.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    en.add_argument("--quiet", action="store_true")
+    en.set_defaults(func=_cmd_encode)
+
+    tl = sub.add_parser("translate", help="translate a folder of images (sketches, photos, emoji …) into the "
+                                          "generator's domain with a pSp / e4e model or an activation-map translator")
+    tl.add_argument("--model", required=True, help="translator: checkpoint, native folder or shipped name")
+    tl.add_argument("--images", required=True, help="folder of images (searched recursively) or one image")
+    tl.add_argument("--out", required=True)
+    tl.add_argument("--samples", type=int, default=0, help="pSp / e4e: K extra outputs with random fine styles")
+    tl.add_argument("--style-seed", type=int, default=None, help="the style of this seed (default: the mean w)")
+    tl.add_argument("--walk", default=None, metavar="S1,S2,…", help="actmap: a walk through these seeds' styles")
+    tl.add_argument("--frames", type=int, default=16, help="frames of a --walk (PNG frames + a GIF per image)")
+    tl.add_argument("--style-encoder", default=None, help="actmap: take each image's styles from this pSp / e4e")
+    tl.add_argument("--truncation", type=float, default=1.0)
+    tl.add_argument("--batch", type=int, default=8)
+    tl.add_argument("--device", default="auto")
+    tl.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    tl.add_argument("--quiet", action="store_true")
+    tl.set_defaults(func=_cmd_translate)
 
     me = sub.add_parser("metrics", help="quality metrics").add_subparsers(dest="what", required=True)
     mf = me.add_parser("fd", help="Fréchet distance of a generator to real images (FID with an Inception file)")

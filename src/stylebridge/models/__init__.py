@@ -1,3 +1,3 @@
 """Model families, one per file. Importing this package registers every model type with the native loader."""
 
-from stylebridge.models import domain, e4e, inception, irse, psp, resnet, stylegan2  # noqa: F401  (registration side effect)
+from stylebridge.models import actmap, alexnet, domain, e4e, inception, irse, lpips, psp, resnet, stylegan2, vgg  # noqa: F401  (registration side effect)

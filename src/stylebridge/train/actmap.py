@@ -1,0 +1,593 @@
+"""Training the activation-map encoder (Zheng 2022) on pairs a frozen StyleGAN2 renders on the fly.
+
+Every step draws z for the global batch, maps it to w and renders (image, activation at the target layer, running
+RGB skip image) with the frozen generator: no data set is needed. The encoder sees the image — optionally degraded by
+input augmentation (blur, colour jitter, grayscale, edge maps, cut-outs), so that out-of-domain inputs translate
+better; the targets stay the clean generator's — and is trained with
+
+* L2 on the activation map (``loss.activation``) and on the skip image (``loss.skip_img``, when it is predicted);
+* optionally, image losses *after migration*: the predicted activation and skip image go through the generator's
+  remaining frozen layers with the pair's own w and noise, and the result is compared with the generator's image by
+  L2 (``loss.image_l2``) and by the perceptual distance of a domain network (``loss.perceptual``; the toolkit's own
+  LPIPS-style distance, ``DomainNetwork.distance``; logs and cards name the network).
+
+Run conventions are the GAN trainer's: a dataclass config tree from one flat YAML file plus ``--set`` overrides, a run
+folder with the resolved config, ``log.jsonl`` (train and ``val`` records), TensorBoard when installed, grids
+``samples/stepXXXXXXX.png`` (per row: input | translation), atomic checkpoints, exact resume (optimizer, step, RNG),
+SIGINT/SIGTERM checkpoint-and-stop, bf16 autocast, and ``torchrun`` DDP (gloo on CPU, nccl on CUDA): every random
+number is drawn for the *global* batch from one generator that all ranks hold in the same state, and each rank keeps
+its interleaved slice, so N processes compute what one process computes, up to float summation order. At the end
+rank 0 writes the migrated model (``translator/``: encoder + generator, one native folder).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from stylebridge.imageio import save_grid
+from stylebridge.io.atomic import atomic_write_text
+from stylebridge.models.actmap import ActivationMapTranslator, parse_layer
+from stylebridge.models.stylegan2 import StyleGAN2Generator
+from stylebridge.train.common import (
+    RunFolder,
+    StopOnSignal,
+    allreduce_grads,
+    autocast,
+    broadcast_module,
+    device,
+    init_distributed,
+    world,
+)
+from stylebridge.train.config import load_config, to_dict
+
+__all__ = ["ActmapTrainConfig", "augment_inputs", "load_actmap_config", "train_actmap"]
+
+
+@dataclass
+class GeneratorSection:
+    path: str = "synthfaces-64"  # the frozen generator: shipped name, native folder or a file stylebridge.load reads
+    truncation_psi: float = 1.0  # truncation of the training latents (1: the generator's whole distribution)
+    noise_mode: str = "random"  # noise of the training pairs: "random" (fresh per sample) or "const" (stored noise)
+
+
+@dataclass
+class EncoderSection:
+    layer: str = "b16.conv0"  # target layer b{r}.conv0 / b{r}.conv1 (r = 8 … the generator's resolution)
+    input_size: int = 0  # side of the encoder's input (0: the generator's resolution)
+    width: int = 32  # channels at full input resolution, doubled by each stride-2 stage
+    max_width: int = 256
+    blocks_per_stage: int = 1
+    final_blocks: int = 2
+    global_context: bool = True
+    predict_img: bool = True  # also predict the running RGB skip image b{r/2}.img (exact migration)
+
+
+@dataclass
+class LossSection:
+    activation: float = 1.0  # weight of the L2 on the activation map
+    skip_img: float = 1.0  # weight of the L2 on the skip image (with encoder.predict_img)
+    image_l2: float = 0.0  # weight of the image L2 after migration (0: the remaining layers are not run)
+    perceptual: float = 0.0  # weight of the perceptual distance after migration
+    perceptual_network: str = "synthfaces-domain"  # the domain network for it (shipped name or native folder)
+
+
+@dataclass
+class InputAugmentSection:
+    # Probabilities per sample, each op independently, in this order; the targets are never augmented.
+    blur: float = 0.0  # Gaussian blur, sigma uniform in [0.3, blur_sigma] px at 64 px (scaled with the input size)
+    blur_sigma: float = 2.5
+    color: float = 0.0  # brightness, contrast, saturation and hue rotation
+    grayscale: float = 0.0
+    edges: float = 0.0  # replaced by a Sobel edge map: dark lines on white, like a sketch
+    cutout: float = 0.0  # a rectangle (20–50% of the side) filled with a random gray
+
+
+@dataclass
+class OptimSection:
+    batch: int = 32  # global batch (all ranks together)
+    steps: int = 20_000
+    lr: float = 0.001  # Adam
+    beta1: float = 0.9
+    beta2: float = 0.99
+    weight_decay: float = 0.0
+    schedule: str = "cosine"  # "constant", or "cosine" decay to lr * min_lr_ratio at the last step
+    min_lr_ratio: float = 0.05
+    warmup: int = 0  # steps of linear warm-up
+    seed: int = 0
+    precision: str = "fp32"  # "fp32" or "bf16": autocast for the encoder and the migrated layers (pairs stay fp32)
+
+
+@dataclass
+class LogSection:
+    every: int = 50
+    sample_every: int = 500  # grids and the validation record
+    checkpoint_every: int = 500
+    keep: int = 3
+    grid: int = 8  # rows of the periodic grid
+    grid_synthfaces: bool = True  # grid rows also translate rendered held-out synthfaces faces and their sketches
+    val_n: int = 64  # held-out generated pairs (fixed z, constant noise) for the val record (0: off)
+
+
+@dataclass
+class ActmapTrainConfig:
+    generator: GeneratorSection = field(default_factory=GeneratorSection)
+    encoder: EncoderSection = field(default_factory=EncoderSection)
+    loss: LossSection = field(default_factory=LossSection)
+    augment: InputAugmentSection = field(default_factory=InputAugmentSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    log: LogSection = field(default_factory=LogSection)
+
+
+def load_actmap_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> ActmapTrainConfig:
+    """The experiment config from a YAML file (see configs/actmap/) and ``a.b=value`` overrides, checked."""
+    cfg = load_config(ActmapTrainConfig, path, overrides)
+    _check_config(cfg)
+    return cfg
+
+
+def _check_config(cfg: ActmapTrainConfig) -> None:
+    o, lo, a = cfg.optim, cfg.loss, cfg.augment
+    if o.precision not in ("fp32", "bf16"):
+        raise ValueError(f"optim.precision must be fp32 or bf16, got {o.precision!r}")
+    if o.schedule not in ("constant", "cosine"):
+        raise ValueError(f"optim.schedule must be constant or cosine, got {o.schedule!r}")
+    if cfg.generator.noise_mode not in ("random", "const"):
+        raise ValueError(f"generator.noise_mode must be random or const, got {cfg.generator.noise_mode!r}")
+    if o.batch < 1 or o.steps < 1 or o.lr <= 0:
+        raise ValueError("optim.batch and optim.steps must be >= 1 and optim.lr > 0")
+    weights = {"loss.activation": lo.activation, "loss.skip_img": lo.skip_img, "loss.image_l2": lo.image_l2,
+               "loss.perceptual": lo.perceptual}
+    neg = [k for k, v in weights.items() if v < 0]
+    if neg:
+        raise ValueError(f"loss weights must be >= 0: {', '.join(neg)}")
+    if not (lo.activation or lo.image_l2 or lo.perceptual or (lo.skip_img and cfg.encoder.predict_img)):
+        raise ValueError("every loss weight is 0: nothing to train")
+    probs = {k: getattr(a, k) for k in ("blur", "color", "grayscale", "edges", "cutout")}
+    bad = [f"augment.{k}={v}" for k, v in probs.items() if not 0 <= v <= 1]
+    if bad:
+        raise ValueError(f"augmentation probabilities must be in [0, 1]: {', '.join(bad)}")
+    parse_layer(cfg.encoder.layer)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Input augmentation
+
+
+def _slice(t: torch.Tensor, dev: torch.device) -> torch.Tensor:
+    rank, n_proc = world()
+    return t[rank::n_proc].to(dev)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor:
+    """Per-sample separable Gaussian blur: x [N, C, H, W], sigma [N] (px) → [N, C, H, W] (reflect padding)."""
+    n, c, h, w = x.shape
+    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-0.5 * (taps[None] / sigma[:, None].clamp_min(1e-3)) ** 2)
+    k = (k / k.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # [N*C, K]
+    y = x.reshape(1, n * c, h, w)
+    pad = min(radius, h - 1, w - 1)
+    if pad < radius:  # tiny images: zero padding beyond what reflection allows
+        y = F.pad(F.pad(y, (pad, pad, pad, pad), mode="reflect"), [radius - pad] * 4)
+    else:
+        y = F.pad(y, (radius,) * 4, mode="reflect")
+    y = F.conv2d(y, k[:, None, None, :], groups=n * c)
+    y = F.conv2d(y, k[:, None, :, None], groups=n * c)
+    return y.reshape(n, c, h, w)
+
+
+def _hue_rotation(angle: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices [N, 3, 3] about the gray axis (1, 1, 1)/√3 (Rodrigues): a hue shift that keeps gray."""
+    u = torch.full((3,), 1 / math.sqrt(3.0), dtype=angle.dtype)
+    cross = torch.tensor([[0, -u[2], u[1]], [u[2], 0, -u[0]], [-u[1], u[0], 0]], dtype=angle.dtype)
+    outer = torch.outer(u, u)
+    cos, sin = angle.cos()[:, None, None], angle.sin()[:, None, None]
+    return cos * torch.eye(3, dtype=angle.dtype) + sin * cross + (1 - cos) * outer
+
+
+def _edges(x: torch.Tensor) -> torch.Tensor:
+    """Sobel edge map of the luminance as a sketch: [N, C, H, W] → [N, C, H, W], dark lines on white."""
+    lum = x.mean(dim=1, keepdim=True)
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=x.device, dtype=x.dtype)
+    k = torch.stack([kx, kx.t()])[:, None]
+    g = F.conv2d(F.pad(lum, (1, 1, 1, 1), mode="replicate"), k)
+    mag = g.square().sum(dim=1, keepdim=True).sqrt()
+    scale = mag.flatten(1).quantile(0.98, dim=1).clamp_min(1e-3)[:, None, None, None]
+    return (1 - 2 * (mag / scale).clamp(0, 1)).expand_as(x)
+
+
+def augment_inputs(x: torch.Tensor, cfg: InputAugmentSection, gen: torch.Generator, n_global: int) -> torch.Tensor:
+    """Degrade this rank's encoder inputs x [n_local, C, H, W] (in [-1, 1]) for out-of-domain robustness.
+
+    Every random number is drawn for the global batch ``n_global`` from ``gen`` (CPU) and sliced like the batch
+    (rank::world), whatever ops are enabled, so results do not depend on the number of processes. Returns images
+    clamped to [-1, 1].
+    """
+    dev, dt = x.device, x.dtype
+    size = x.shape[-1]
+
+    def draw(*shape: int) -> torch.Tensor:
+        return _slice(torch.rand(n_global, *shape, generator=gen), dev)
+
+    def blend(p: float, y: torch.Tensor, x: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
+        m = (pick < p).to(dt)[:, None, None, None]
+        return m * y + (1 - m) * x
+
+    # Blur.
+    pick, u = draw(), draw()
+    if cfg.blur > 0:
+        scale = size / 64
+        sigma = (0.3 + u * max(cfg.blur_sigma - 0.3, 0.0)) * scale
+        radius = max(1, math.ceil(3 * cfg.blur_sigma * scale))
+        x = blend(cfg.blur, _gaussian_blur(x, sigma.to(dt), radius), x, pick)
+    # Colour: brightness, contrast, saturation, hue.
+    pick, u = draw(), draw(4)
+    if cfg.color > 0:
+        b = (u[:, 0] - 0.5) * 0.6
+        c = 0.6 + 0.8 * u[:, 1]
+        s = 1.6 * u[:, 2]
+        rot = _hue_rotation((u[:, 3].cpu().double() * 2 - 1) * math.pi).to(dev, dt)
+        y = torch.einsum("nij,njhw->nihw", rot, x) if x.shape[1] == 3 else x
+        gray = y.mean(dim=1, keepdim=True)
+        y = gray + (y - gray) * s[:, None, None, None]
+        mean = y.mean(dim=(1, 2, 3), keepdim=True)
+        y = (y - mean) * c[:, None, None, None] + mean + b[:, None, None, None]
+        x = blend(cfg.color, y.clamp(-1, 1), x, pick)
+    # Grayscale.
+    pick = draw()
+    if cfg.grayscale > 0:
+        x = blend(cfg.grayscale, x.mean(dim=1, keepdim=True).expand_as(x), x, pick)
+    # Edge map.
+    pick = draw()
+    if cfg.edges > 0:
+        x = blend(cfg.edges, _edges(x), x, pick)
+    # Cut-out.
+    pick, u = draw(), draw(5)
+    if cfg.cutout > 0:
+        side = x.shape[-1]
+        coords = torch.arange(side, device=dev, dtype=dt) / side
+        hw = 0.2 + 0.3 * u[:, :2]
+        y0, x0 = u[:, 2] * (1 - hw[:, 0]), u[:, 3] * (1 - hw[:, 1])
+        ys, xs = coords[None, :, None], coords[None, None, :]
+        y0, x0, y1, x1 = (t[:, None, None] for t in (y0, x0, y0 + hw[:, 0], x0 + hw[:, 1]))
+        inside = (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)
+        fill = (u[:, 4] * 2 - 1).to(dt)[:, None, None, None]  # a gray in [-1, 1]
+        m = inside[:, None].to(dt) * (pick < cfg.cutout).to(dt)[:, None, None, None]
+        x = m * fill + (1 - m) * x
+    return x.clamp(-1, 1)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# State
+
+
+def load_generator(spec: str) -> StyleGAN2Generator:
+    """The frozen generator named by ``generator.path``."""
+    from stylebridge.io.loading import load
+
+    G = load(spec)
+    if not isinstance(G, StyleGAN2Generator):
+        raise ValueError(f"generator.path {spec}: holds a {type(G).__name__}, not a StyleGAN2 generator")
+    return G
+
+
+def build_translator(cfg: ActmapTrainConfig, G: StyleGAN2Generator) -> ActivationMapTranslator:
+    """A translator around ``G`` with the encoder of ``cfg.encoder`` (initialised from the torch RNG)."""
+    e = cfg.encoder
+    kw: dict[str, Any] = dict(width=e.width, max_width=e.max_width, blocks_per_stage=e.blocks_per_stage,
+                              final_blocks=e.final_blocks, global_context=e.global_context, predict_img=e.predict_img)
+    if e.input_size:
+        kw["input_size"] = e.input_size
+    return ActivationMapTranslator.from_generator(G, e.layer, **kw)
+
+
+@dataclass
+class _State:
+    model: ActivationMapTranslator
+    opt: torch.optim.Adam
+    gen: torch.Generator
+    step: int = 0
+    seconds: float = 0.0
+
+    def to_checkpoint(self, cfg: ActmapTrainConfig) -> dict[str, Any]:
+        return {"encoder": self.model.encoder.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
+                "generator_config": json.dumps(self.model.generator.config.to_dict()),
+                "rng": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "config": json.dumps(to_dict(cfg)), "seconds": self.seconds}
+
+    def load_checkpoint(self, ck: dict[str, Any]) -> None:
+        have = json.dumps(self.model.generator.config.to_dict())
+        if ck.get("generator_config", have) != have:
+            raise ValueError("the checkpoint was trained on a generator of another architecture than generator.path "
+                             "holds now: resume with the same generator")
+        self.model.encoder.load_state_dict(ck["encoder"])
+        self.opt.load_state_dict(ck["opt"])
+        self.step = int(ck["step"])
+        self.seconds = float(ck.get("seconds", 0.0))
+        self.gen.set_state(ck["rng"].cpu())
+        torch.set_rng_state(ck["torch_rng"].cpu())
+
+
+def _new_state(cfg: ActmapTrainConfig) -> _State:
+    o = cfg.optim
+    G = load_generator(cfg.generator.path).to(device())
+    torch.manual_seed(o.seed)
+    model = build_translator(cfg, G)
+    broadcast_module(model.encoder)
+    opt = torch.optim.Adam(model.encoder.parameters(), lr=o.lr, betas=(o.beta1, o.beta2),
+                           weight_decay=o.weight_decay)
+    gen = torch.Generator().manual_seed(o.seed * 1000 + 23)  # the same on every rank: global draws, sliced
+    torch.manual_seed(o.seed * 1000 + 41 + world()[0])
+    return _State(model, opt, gen)
+
+
+def learning_rate(o: OptimSection, step: int) -> float:
+    """The learning rate of step ``step`` (0-based): linear warm-up, then constant or cosine decay."""
+    if o.warmup and step < o.warmup:
+        return o.lr * (step + 1) / o.warmup
+    if o.schedule == "constant":
+        return o.lr
+    t = (step - o.warmup) / max(1, o.steps - o.warmup - 1)
+    return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Pairs and losses
+
+
+@dataclass
+class Pairs:
+    """Training pairs rendered by the frozen generator (this rank's slice)."""
+
+    w: torch.Tensor  # [n, w_dim]
+    noise: list[torch.Tensor] | None  # per-layer noise, or None for the generator's constant noise
+    image: torch.Tensor  # [n, C, R, R]
+    activation: torch.Tensor  # [n, C_r, r, r]
+    skip_img: torch.Tensor | None  # [n, C, r/2, r/2]
+
+
+@torch.no_grad()
+def render_pairs(model: ActivationMapTranslator, z: torch.Tensor, noise: list[torch.Tensor] | None,
+                 truncation_psi: float = 1.0) -> Pairs:
+    """z [n, z_dim] (and noise, or None: constant) → w, image, activation at the target layer, skip image (fp32)."""
+    G = model.generator
+    w = G.map(z.to(model.device), truncation_psi)
+    feats = [model.layer] + ([model.skip_layer] if model.skip_layer else [])
+    img, f = G.synthesize(w, noise=noise, noise_mode="const", return_features=feats)
+    skip = f[model.skip_layer].contiguous() if model.skip_layer else None
+    return Pairs(w, noise, img, f[model.layer].contiguous(), skip)
+
+
+def _draw_pairs(st: _State, cfg: ActmapTrainConfig) -> Pairs:
+    G, n = st.model.generator, cfg.optim.batch
+    dev = st.model.device
+    z = _slice(torch.randn(n, G.z_dim, generator=st.gen), dev)
+    noise = [_slice(t, dev) for t in G.make_noise(n, generator=st.gen)]
+    if cfg.generator.noise_mode == "const":
+        noise = None
+    return render_pairs(st.model, z, noise, cfg.generator.truncation_psi)
+
+
+class _Perceptual:
+    """The perceptual distance of a domain network, frozen."""
+
+    def __init__(self, spec: str) -> None:
+        from stylebridge.io.loading import load
+        from stylebridge.models.domain import DomainNetwork
+
+        net = load(spec)
+        if not isinstance(net, DomainNetwork):
+            raise ValueError(f"loss.perceptual_network {spec}: holds a {type(net).__name__}, not a DomainNetwork")
+        self.net = net.to(device()).eval().requires_grad_(False)
+        self.label = Path(spec).name
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.net.distance(x.float(), y.float())
+
+
+def _losses(model: ActivationMapTranslator, pairs: Pairs, inputs: torch.Tensor, cfg: ActmapTrainConfig,
+            perceptual: _Perceptual | None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The weighted training loss of one batch and its parts."""
+    lo = cfg.loss
+    with autocast(cfg.optim.precision):
+        act, skip = model.encoder(inputs)
+    act = act.float()
+    stats: dict[str, float] = {}
+    loss_act = F.mse_loss(act, pairs.activation)
+    total = lo.activation * loss_act
+    stats["act_mse"] = loss_act.item()
+    if skip is not None:
+        skip = skip.float()
+        loss_skip = F.mse_loss(skip, pairs.skip_img)
+        total = total + lo.skip_img * loss_skip
+        stats["skip_mse"] = loss_skip.item()
+    if lo.image_l2 > 0 or lo.perceptual > 0:
+        with autocast(cfg.optim.precision):
+            out = model.synthesize(act, skip, pairs.w, noise=pairs.noise).float()
+        loss_img = F.mse_loss(out, pairs.image)
+        stats["img_mse"] = loss_img.item()
+        total = total + lo.image_l2 * loss_img
+        if lo.perceptual > 0 and perceptual is not None:
+            dist_ = perceptual(out, pairs.image).mean()
+            stats[f"perceptual[{perceptual.label}]"] = dist_.item()
+            total = total + lo.perceptual * dist_
+    stats["loss"] = total.item()
+    return total, stats
+
+
+def _encoder_inputs(model: ActivationMapTranslator, image: torch.Tensor) -> torch.Tensor:
+    size = model.input_size
+    x = image.clamp(-1, 1)  # what a saved image gives at translation time
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size)
+    return x
+
+
+def _train_step(st: _State, cfg: ActmapTrainConfig, perceptual: _Perceptual | None) -> dict[str, float]:
+    pairs = _draw_pairs(st, cfg)
+    x = augment_inputs(_encoder_inputs(st.model, pairs.image), cfg.augment, st.gen, cfg.optim.batch)
+    st.model.encoder.train()
+    loss, stats = _losses(st.model, pairs, x, cfg, perceptual)
+    lr = learning_rate(cfg.optim, st.step)
+    for group in st.opt.param_groups:
+        group["lr"] = lr
+    st.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    params = list(st.model.encoder.parameters())
+    allreduce_grads(params)
+    st.opt.step()
+    st.step += 1
+    stats["lr"] = lr
+    return stats
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Validation and grids (rank 0; never touch the training RNGs)
+
+
+@torch.no_grad()
+def validate(model: ActivationMapTranslator, n: int, seed: int = 999, batch: int = 32) -> dict[str, float]:
+    """Held-out generated pairs (fixed z, constant noise), migrated with their own w: activation / skip image /
+    image MSE and the image PSNR (peak-to-peak 2)."""
+    was = model.encoder.training
+    model.encoder.eval()
+    z_all = torch.randn(n, model.generator.z_dim, generator=torch.Generator().manual_seed(seed))
+    sums = {"act_mse": 0.0, "skip_mse": 0.0, "img_mse": 0.0}
+    for s in range(0, n, batch):
+        pairs = render_pairs(model, z_all[s : s + batch], None)
+        act, skip = model.encoder(_encoder_inputs(model, pairs.image))
+        out = model.synthesize(act, skip, pairs.w)
+        k = pairs.w.shape[0]
+        sums["act_mse"] += float(F.mse_loss(act, pairs.activation)) * k
+        if skip is not None:
+            sums["skip_mse"] += float(F.mse_loss(skip, pairs.skip_img)) * k
+        sums["img_mse"] += float(F.mse_loss(out, pairs.image)) * k
+    model.encoder.train(was)
+    res = {k: v / n for k, v in sums.items()}
+    if model.skip_layer is None:
+        del res["skip_mse"]
+    res["img_psnr"] = 10 * math.log10(4.0 / max(res["img_mse"], 1e-12))
+    return res
+
+
+@torch.no_grad()
+def sample_grid(model: ActivationMapTranslator, n: int, synthfaces: bool = True, seed: int = 123) -> torch.Tensor:
+    """Grid images [n * cols, C, R, R] with ``cols`` per row: generated input | translation with its own w |
+    translation with the mean w, and with ``synthfaces`` also rendered held-out face | translation | its sketch |
+    translation (mean w)."""
+    was = model.encoder.training
+    model.encoder.eval()
+    G = model.generator
+    pairs = render_pairs(model, torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed)), None)
+    act, skip = model.encode(pairs.image.clamp(-1, 1))
+    cols = [pairs.image, model.synthesize(act, skip, pairs.w), model.synthesize(act, skip, G.w_avg[None].expand(n, -1))]
+    if synthfaces and G.config.img_channels == 3:
+        from stylebridge.data import synthfaces as sf
+
+        r = sf.render(sf.sample_attributes([10_000_000 + seed + i for i in range(n)]), max(G.resolution, 16),
+                      ("image", "sketch"))
+        for x in (r["image"], r["sketch"].expand(-1, 3, -1, -1)):
+            x = x.to(model.device)
+            if x.shape[-1] != G.resolution:
+                x = F.interpolate(x, size=(G.resolution,) * 2, mode="bilinear", align_corners=False, antialias=True)
+            cols += [x, model.translate(x)]
+    model.encoder.train(was)
+    return torch.stack([c.float().cpu() for c in cols], dim=1).flatten(0, 1)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Run
+
+
+def train_actmap(cfg: ActmapTrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
+                 max_steps_this_run: int | None = None) -> ActivationMapTranslator:
+    """Train until ``cfg.optim.steps`` (or ``max_steps_this_run`` more steps); returns the translator.
+
+    With ``resume`` the newest checkpoint in ``run_dir`` is loaded and training continues exactly. SIGINT and
+    SIGTERM finish the current step, write a checkpoint and stop. When the last step is reached, rank 0 writes
+    ``run_dir/translator/`` (native folder: ``stylebridge.load`` reads it).
+    """
+    _check_config(cfg)
+    started = init_distributed()
+    try:
+        model = _train(cfg, Path(run_dir), resume, progress, max_steps_this_run)
+    except BaseException:
+        if started:  # no barrier: the other ranks may be waiting in a collective that will never complete
+            dist.destroy_process_group()
+        raise
+    if started:
+        dist.barrier()
+        dist.destroy_process_group()
+    return model
+
+
+def _train(cfg: ActmapTrainConfig, run_dir: Path, resume: bool, progress: bool,
+           max_steps_this_run: int | None) -> ActivationMapTranslator:
+    rank, n_proc = world()
+    o = cfg.optim
+    if o.batch % n_proc:
+        raise ValueError(f"optim.batch {o.batch} must be divisible by the number of processes {n_proc}")
+    run = RunFolder(run_dir, cfg, keep=cfg.log.keep)
+    st = _new_state(cfg)
+    if resume:
+        st.load_checkpoint(run.load_latest())
+    perceptual = _Perceptual(cfg.loss.perceptual_network) if cfg.loss.perceptual > 0 else None
+    stop_at = o.steps if max_steps_this_run is None else min(o.steps, st.step + max_steps_this_run)
+    bar = tqdm(total=o.steps, initial=st.step, desc="train actmap", unit="step", disable=not progress or rank != 0)
+    t0, n0 = time.perf_counter(), st.step
+    t_last = t0
+    val: dict[str, float] = {}
+    with StopOnSignal() as stop, run.log() as log, bar:
+        while st.step < stop_at:
+            stats = _train_step(st, cfg, perceptual)
+            now = time.perf_counter()
+            st.seconds += now - t_last
+            t_last = now
+            if rank == 0:
+                rate = (st.step - n0) * o.batch / max(now - t0, 1e-9)
+                bar.update(1)
+                bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{rate:.0f}")
+                if st.step % cfg.log.every == 0 or st.step == stop_at:
+                    log.record({"step": st.step, "img_per_s": rate, "seconds": round(st.seconds, 1), **stats})
+                if st.step % cfg.log.sample_every == 0 or st.step == stop_at:
+                    grid = sample_grid(st.model, cfg.log.grid, cfg.log.grid_synthfaces)
+                    cols = grid.shape[0] // cfg.log.grid
+                    save_grid(grid, run.path / "samples" / f"step{st.step:07d}.png", nrow=cols)
+                    log.images("samples", grid, st.step)
+                    if cfg.log.val_n > 0:
+                        val = validate(st.model, cfg.log.val_n)
+                        log.record({"step": st.step, **val}, prefix="val")
+                if st.step % cfg.log.checkpoint_every == 0 or st.step == stop_at:
+                    run.save_checkpoint(st.step, st.to_checkpoint(cfg))
+            if stop.requested():
+                if run.save_checkpoint(st.step, st.to_checkpoint(cfg)) is not None:
+                    print(f"stopped at step {st.step}: checkpoint written to {run.path}", flush=True)
+                break
+    if n_proc > 1:  # the ranks must hold the same weights: check, and record the largest difference
+        params = torch.cat([p.detach().reshape(-1) for p in st.model.encoder.parameters()])
+        ref = params.clone()
+        dist.broadcast(ref, src=0)
+        diff = (params - ref).abs().max()
+        dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+        if rank == 0:
+            atomic_write_text(run.path / "ranks.json", json.dumps({"world": n_proc, "max_param_diff": float(diff)})
+                              + "\n")
+    st.model.eval()
+    if rank == 0 and st.step >= o.steps:
+        meta = {"steps": st.step, "train_seconds": round(st.seconds), "generator": cfg.generator.path,
+                "batch": o.batch, "losses": {k: v for k, v in to_dict(cfg.loss).items()},
+                "augment": to_dict(cfg.augment)}
+        if val:
+            meta["val"] = {k: round(v, 6) for k, v in val.items()}
+        st.model.save_pretrained(run.path / "translator", metadata=meta)
+    return st.model

@@ -1,0 +1,628 @@
+"""pSp / e4e encoder training on a frozen StyleGAN2 (Richardson et al. 2021; Tov et al. 2021).
+
+    cfg = load_encoder_config("configs/encoder/tiny-psp.yaml", ["model.generator=runs/gan/G_ema"])
+    model = train_encoder(cfg, "runs/psp")         # → runs/psp/model (a native PSP / E4E folder)
+
+What one step does (the official ``Coach.train`` / ``calc_loss``):
+
+* e4e with a latent discriminator: a discriminator step first (`stylebridge.losses.latent_adversarial`);
+* the encoder maps the task's input x to W+ = codes + latent_avg (the generator's w_avg: codes start from the
+  latent average), the frozen generator renders y_hat (random noise, as ``randomize_noise=True``; outputs larger
+  than the data are average-pooled to it, pSp's ``face_pool``), and the loss is
+  ``l2·MSE + perceptual·dist + identity·(1 - sim) + w_norm·||W+ - latent_avg|| (+ e4e: delta·Σ||Δ_i|| +
+  w_discriminator·adv)``;
+* one Adam step on the encoder (pSp's ``--optim_name adam``: the official default is Ranger; Adam is what this
+  trainer uses, lr 1e-4 as the official runs).
+
+e4e's progressive schedule sets the encoder's stage from the step (stage 0: one w; delta i from
+``progressive_start + (i-1)·progressive_step_every``); the delta regulariser applies while it runs.
+
+Data: synthfaces streamed per task (sample i of step s is the face of seed ``seed + s·batch + i``, always below the
+held-out seeds ≥ 10,000,000), or image folders (`stylebridge.data.paired.FolderPairs`: one folder for inversion /
+superres / inpaint, paired folders for sketch / segmentation / frontalize). The encoder's input channels follow the
+task (RGB 3, sketch 1, segmentation one-hot, inpaint RGB + mask).
+
+Run conventions are those of GAN training (`stylebridge.train.gan`, `stylebridge.train.common`): the run folder
+holds the resolved config, ``log.jsonl`` (its first record names the perceptual and identity networks),
+TensorBoard scalars, sample grids (input | target | output on fixed held-out items) and the last checkpoints;
+``resume`` continues exactly (weights, optimisers, latent pool, RNG state). Under ``torchrun`` every random draw
+(noise, real w, pool choices) is made for the global batch from one generator all ranks hold in the same state,
+each rank keeps its interleaved slice, gradients are all-reduced, and BatchNorm statistics cover the global batch
+(`stylebridge.train.sync_batchnorm`): N processes compute what one process computes, up to float summation
+order — except the e4e latent pool, which holds each rank's own codes. ``optim.precision: bf16`` runs the encoder,
+generator and loss networks under autocast (master weights fp32).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from stylebridge.data.tasks import SynthFacesPairs, parse_task
+from stylebridge.imageio import save_grid
+from stylebridge.io.atomic import atomic_write_text
+from stylebridge.losses import (
+    IdentityLoss,
+    LatentCodesPool,
+    PerceptualDistance,
+    delta_loss,
+    discriminated_rows,
+    encoder_adversarial_loss,
+    identity_loss,
+    l2_loss,
+    latent_d_loss,
+    latent_r1_penalty,
+    perceptual_distance,
+    progressive_stage,
+    progressive_steps,
+    w_norm_loss,
+)
+from stylebridge.models.e4e import (
+    E4E,
+    PROGRESSIVE_INFERENCE,
+    E4EConfig,
+    E4EEncoderConfig,
+    LatentDiscriminator,
+    LatentDiscriminatorConfig,
+)
+from stylebridge.models.psp import PSP, PSPConfig, PSPEncoderConfig
+from stylebridge.models.stylegan2 import StyleGAN2Generator
+from stylebridge.train.common import (
+    RunFolder,
+    StopOnSignal,
+    allreduce_grads,
+    autocast,
+    broadcast_module,
+    device,
+    init_distributed,
+    world,
+)
+from stylebridge.train.config import load_config, to_dict
+from stylebridge.train.domain_net import HELD_OUT_SEED
+from stylebridge.train.sync_batchnorm import sync_batchnorm, unsync_batchnorm
+
+__all__ = ["ARCHS", "ENCODER_TASKS", "EncoderTrainConfig", "build_encoder", "load_encoder_config", "train_encoder"]
+
+ARCHS = ("psp", "e4e")
+ENCODER_TASKS = ("inversion", "sketch", "segmentation", "superres", "inpaint", "frontalize")
+
+
+@dataclass
+class DataConfig:
+    source: str = "synthfaces"  # "synthfaces", or a folder: the images (inversion/superres/inpaint) or the inputs
+    targets: str | None = None  # the target folder of sketch / segmentation / frontalize pairs on folders
+    task: str = "inversion"  # inversion, sketch, segmentation, superres[:f], inpaint, frontalize
+    resolution: int = 0  # side of inputs, targets and the encoder's input; 0: the generator's resolution
+    seed: int = 0  # synthfaces: first training seed; folders: seeds the per-epoch file order
+    labels: int = 10  # segmentation on folders: label count (synthfaces has 10)
+    workers: int = 0  # DataLoader worker processes
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "psp"  # "psp" (GradualStyleEncoder, or one w with learn_in_w) or "e4e" (Encoder4Editing)
+    generator: str = ""  # the frozen StyleGAN2: any stylebridge.load-able path or shipped name (required)
+    num_layers: int = 50  # IR-SE depth: 50, 100 or 152
+    mode: str = "ir_se"  # "ir_se" or "ir"
+    input_width: int = 64  # channels of the input layer
+    widths: tuple[int, ...] = (64, 128, 256, 512)  # the four IR-SE stages (the last is the pyramid width)
+    se_reduction: int = 16
+    learn_in_w: bool = False  # pSp only: one w for every layer (BackboneEncoderUsingLastLayerIntoW)
+    # Start from: an ArcFace IR-SE file (model_ir_se50.pth: the trunk, as pSp/e4e do; the input layer only for RGB
+    # inputs) or a pSp / e4e model (its encoder weights and latent_avg). None: random initialisation.
+    init_from: str | None = None
+
+
+@dataclass
+class LossConfig:
+    l2: float = 1.0  # l2_lambda
+    perceptual: float = 0.8  # lpips_lambda
+    identity: float = 0.1  # id_lambda (0 for sketch/segmentation, as pSp)
+    w_norm: float = 0.0  # w_norm_lambda
+    # Perceptual network: "auto" (LPIPS when lpips_backbone is given, else domain_network), "lpips", or a model.
+    perceptual_net: str = "auto"
+    lpips_backbone: str | None = None  # torchvision AlexNet/VGG-16 state dict file (or a native LPIPS folder)
+    lpips_heads: str | None = None  # the lpips package's alex.pth / vgg.pth
+    # Identity network: "auto" (ArcFace when identity_weights is given, else domain_network), "arcface", "moco",
+    # or a domain network.
+    identity_net: str = "auto"
+    identity_weights: str | None = None  # model_ir_se50.pth (arcface) / torchvision ResNet-18/34 (moco)
+    domain_network: str = "synthfaces-domain"  # the toolkit's own network, used when no third-party file is given
+    # e4e
+    delta: float = 2e-4  # delta_norm_lambda (while progressive training runs)
+    delta_norm: float = 2.0  # the p of the delta norms
+    progressive_start: int = -1  # step of delta 1 (-1: no progressive training: every delta from step 0)
+    progressive_step_every: int = 2000
+    w_discriminator: float = 0.0  # w_discriminator_lambda (e4e's README: 0.1); 0: no latent discriminator
+    w_discriminator_lr: float = 2e-5
+    r1: float = 10.0
+    d_reg_every: int = 16
+    w_pool_size: int = 50  # latent-codes pool (e4e's --use_w_pool); 0: off
+
+
+@dataclass
+class OptimConfig:
+    batch: int = 8  # global batch (all ranks together)
+    steps: int = 10_000
+    lr: float = 1e-4
+    seed: int = 0
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast; master weights fp32)
+    noise_mode: str = "random"  # generator noise while training: "random" (official) or "const"
+
+
+@dataclass
+class LogConfig:
+    every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    keep: int = 3
+    grid: int = 8  # held-out items in the periodic grid (rows: input | target | output)
+
+
+@dataclass
+class EncoderTrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+def load_encoder_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> EncoderTrainConfig:
+    """The config tree from a flat YAML file plus ``section.key=value`` overrides, validated."""
+    cfg = load_config(EncoderTrainConfig, path, overrides)
+    validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: EncoderTrainConfig) -> None:
+    m, o, L = cfg.model, cfg.optim, cfg.loss
+    if m.arch not in ARCHS:
+        raise ValueError(f"model.arch must be one of {ARCHS}, got {m.arch!r}")
+    kind = parse_task(cfg.data.task)[0]
+    if kind not in ENCODER_TASKS:
+        raise ValueError(f"data.task must be one of {', '.join(ENCODER_TASKS)} (superres:F), got {cfg.data.task!r}")
+    if o.precision not in ("fp32", "bf16"):
+        raise ValueError(f"optim.precision must be fp32 or bf16, got {o.precision!r}")
+    if o.noise_mode not in ("random", "const"):
+        raise ValueError(f"optim.noise_mode must be random or const, got {o.noise_mode!r}")
+    if m.learn_in_w and m.arch != "psp":
+        raise ValueError("model.learn_in_w is a pSp option (e4e always predicts one w plus deltas)")
+    if L.progressive_start >= 0 and m.arch != "e4e":
+        raise ValueError("loss.progressive_start (progressive delta training) needs model.arch: e4e")
+    for name in ("l2", "perceptual", "identity", "w_norm", "delta", "w_discriminator", "r1"):
+        if getattr(L, name) < 0:
+            raise ValueError(f"loss.{name} must be >= 0, got {getattr(L, name)}")
+    if o.batch < 1 or o.steps < 0 or L.d_reg_every < 1 or L.progressive_step_every < 0 or L.w_pool_size < 0:
+        raise ValueError("optim.batch and loss.d_reg_every must be >= 1; optim.steps, loss.progressive_step_every "
+                         "and loss.w_pool_size >= 0")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Data
+
+
+class _StepBatches:
+    """Batch sampler: this rank's positions of step s, s = start, start + 1, …: [s·B + i for i ≡ rank (mod world)]."""
+
+    def __init__(self, start: int, batch: int, rank: int, n_proc: int) -> None:
+        self.start, self.batch, self.rank, self.n_proc = start, batch, rank, n_proc
+
+    def __iter__(self):
+        s = self.start
+        while True:
+            yield [s * self.batch + i for i in range(self.rank, self.batch, self.n_proc)]
+            s += 1
+
+
+def build_dataset(cfg: EncoderTrainConfig, resolution: int, held_out: bool = False) -> torch.utils.data.Dataset:
+    """The task's training pairs (or, with ``held_out``, the fixed items of the sample grids)."""
+    d = cfg.data
+    if d.source == "synthfaces":
+        if held_out:
+            return SynthFacesPairs(d.task, resolution, length=max(cfg.log.grid, 1), seed=HELD_OUT_SEED)
+        return SynthFacesPairs(d.task, resolution, length=HELD_OUT_SEED - d.seed, seed=d.seed)
+    from stylebridge.data.paired import FolderPairs
+
+    return FolderPairs(d.task, d.source, d.targets, resolution, seed=d.seed, labels=d.labels)
+
+
+def _held_out_batch(cfg: EncoderTrainConfig, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ds = build_dataset(cfg, resolution, held_out=True)
+    n = min(cfg.log.grid, len(ds))
+    items = ds.__getitems__(list(range(n)))  # type: ignore[attr-defined]
+    return torch.stack([x for x, _, _ in items]), torch.stack([t for _, t, _ in items])
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Models
+
+
+def load_generator(spec: str) -> StyleGAN2Generator:
+    """The frozen decoder: a generator, or the decoder of a pSp/e4e model; w_avg computed if the file has none."""
+    from stylebridge.io.loading import load
+    from stylebridge.models.psp import StyleEncoderModel
+
+    if not spec:
+        raise ValueError("model.generator is required: a StyleGAN2 checkpoint, model folder or shipped name")
+    G = load(spec)
+    if isinstance(G, StyleEncoderModel):
+        G = G.decoder
+    if not isinstance(G, StyleGAN2Generator):
+        raise ValueError(f"{spec}: holds a {type(G).__name__}, not a StyleGAN2 generator")
+    if float(G.w_avg.abs().sum()) == 0:
+        G.compute_w_avg()  # the latent average the codes start from (pSp: decoder.mean_latent)
+    return G.requires_grad_(False).eval()
+
+
+def build_encoder(cfg: EncoderTrainConfig, G: StyleGAN2Generator, in_channels: int, resolution: int) -> PSP | E4E:
+    """A new pSp / e4e model around ``G`` (copied, frozen) with latent_avg = G.w_avg, initialised per
+    ``model.init_from``."""
+    m = cfg.model
+    enc_kw: dict[str, Any] = dict(num_ws=G.num_ws, w_dim=G.w_dim, in_channels=in_channels, input_size=resolution,
+                                  num_layers=m.num_layers, mode=m.mode, input_width=m.input_width, widths=m.widths,
+                                  se_reduction=m.se_reduction)
+    model: PSP | E4E
+    if m.arch == "e4e":
+        model = E4E(E4EConfig(encoder=E4EEncoderConfig(**enc_kw), decoder=G.config, resize_to=resolution))
+    else:
+        model = PSP(PSPConfig(encoder=PSPEncoderConfig(**enc_kw, learn_in_w=m.learn_in_w), decoder=G.config,
+                              resize_to=resolution))
+    model.decoder.load_state_dict(G.state_dict())
+    model.decoder.requires_grad_(False).eval()
+    model.latent_avg.copy_(G.w_avg.detach()[None].expand_as(model.latent_avg))
+    if m.init_from:
+        _init_from(model, m.init_from)
+    return model
+
+
+def _init_from(model: PSP | E4E, spec: str) -> None:
+    from stylebridge.io.loading import load
+    from stylebridge.models.irse import IRSEBackbone
+    from stylebridge.models.psp import StyleEncoderModel
+
+    src = load(spec)
+    own = model.encoder.state_dict()
+    if isinstance(src, IRSEBackbone):
+        # pSp/e4e: the trunk starts from ArcFace; non-RGB inputs keep a fresh input layer (pSp skips input_layer).
+        rgb = model.encoder.config.in_channels == 3
+        sd = {k: v for k, v in src.state_dict().items()
+              if k.startswith("body.") or (rgb and k.startswith("input_layer."))}
+    elif isinstance(src, StyleEncoderModel):
+        sd = src.encoder.state_dict()
+        if src.latent_avg.shape == model.latent_avg.shape:
+            model.latent_avg.copy_(src.latent_avg)
+    else:
+        raise ValueError(f"{spec}: model.init_from must be an ArcFace IR-SE file or a pSp/e4e model, got a "
+                         f"{type(src).__name__}")
+    bad = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in sd.items()
+           if k not in own or v.shape != own[k].shape]
+    if bad:
+        raise ValueError(f"{spec}: does not fit this encoder (widths, depth or input size differ): {bad[:5]}")
+    if isinstance(src, StyleEncoderModel) and set(sd) != set(own):
+        raise ValueError(f"{spec}: encoder keys differ: {sorted(set(own) ^ set(sd))[:5]}")
+    model.encoder.load_state_dict({**own, **sd}, strict=True)
+
+
+@dataclass
+class _Losses:
+    perceptual: PerceptualDistance | None
+    identity: IdentityLoss | None
+
+    def names(self) -> dict[str, str]:
+        return {"perceptual": self.perceptual.name if self.perceptual else "none",
+                "identity": self.identity.name if self.identity else "none"}
+
+
+def build_losses(cfg: EncoderTrainConfig) -> _Losses:
+    L = cfg.loss
+    perc = ident = None
+    if L.perceptual > 0:
+        perc = perceptual_distance(L.perceptual_net, L.lpips_backbone, L.lpips_heads, L.domain_network)
+    if L.identity > 0:
+        ident = identity_loss(L.identity_net, L.identity_weights, L.domain_network)
+    return _Losses(perc, ident)
+
+
+@dataclass
+class _State:
+    model: PSP | E4E
+    opt: torch.optim.Adam
+    gen: torch.Generator
+    D: LatentDiscriminator | None = None
+    opt_d: torch.optim.Adam | None = None
+    pools: tuple[LatentCodesPool, LatentCodesPool] | None = None
+    prog_steps: list[int] | None = None
+    step: int = 0
+    seconds: float = 0.0
+
+    def to_checkpoint(self, cfg: EncoderTrainConfig) -> dict[str, Any]:
+        ck: dict[str, Any] = {"encoder": self.model.encoder.state_dict(), "latent_avg": self.model.latent_avg,
+                              "opt": self.opt.state_dict(), "step": self.step, "rng": self.gen.get_state(),
+                              "torch_rng": torch.get_rng_state(), "seconds": self.seconds,
+                              "config": json.dumps(to_dict(cfg))}
+        if self.D is not None and self.opt_d is not None:
+            ck.update(D=self.D.state_dict(), opt_d=self.opt_d.state_dict())
+        if self.pools is not None:
+            ck.update(pool_real=self.pools[0].state_dict(), pool_fake=self.pools[1].state_dict())
+        return ck
+
+    def load_checkpoint(self, ck: dict[str, Any]) -> None:
+        self.model.encoder.load_state_dict(ck["encoder"])
+        self.model.latent_avg.copy_(ck["latent_avg"])
+        self.opt.load_state_dict(ck["opt"])
+        if self.D is not None and self.opt_d is not None:
+            self.D.load_state_dict(ck["D"])
+            self.opt_d.load_state_dict(ck["opt_d"])
+        if self.pools is not None:
+            dev = self.model.latent_avg.device
+            self.pools[0].load_state_dict(ck["pool_real"], dev)
+            self.pools[1].load_state_dict(ck["pool_fake"], dev)
+        self.step = int(ck["step"])
+        self.seconds = float(ck.get("seconds", 0.0))
+        self.gen.set_state(ck["rng"].cpu())
+        torch.set_rng_state(ck["torch_rng"].cpu())
+
+
+def _new_state(cfg: EncoderTrainConfig, G: StyleGAN2Generator, in_channels: int, resolution: int) -> _State:
+    o, L = cfg.optim, cfg.loss
+    torch.manual_seed(o.seed)
+    dev = device()
+    model = build_encoder(cfg, G, in_channels, resolution).to(dev)
+    model.encoder.train()
+    broadcast_module(model.encoder)
+    opt = torch.optim.Adam(model.encoder.parameters(), lr=o.lr)
+    gen = torch.Generator().manual_seed(o.seed * 1000 + 17)  # the same on every rank: global draws, sliced
+    st = _State(model, opt, gen)
+    if L.w_discriminator > 0:
+        st.D = LatentDiscriminator(LatentDiscriminatorConfig(w_dim=G.w_dim)).to(dev)
+        broadcast_module(st.D)
+        st.D.requires_grad_(False)
+        st.opt_d = torch.optim.Adam(st.D.parameters(), lr=L.w_discriminator_lr)
+        st.pools = (LatentCodesPool(L.w_pool_size), LatentCodesPool(L.w_pool_size)) if L.w_pool_size else None
+    if cfg.model.arch == "e4e" and L.progressive_start >= 0:
+        st.prog_steps = progressive_steps(G.num_ws, L.progressive_start, L.progressive_step_every)
+    return st
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# One step
+
+
+def _slice(t: torch.Tensor) -> torch.Tensor:
+    rank, n_proc = world()
+    return t[rank::n_proc]
+
+
+def _phase(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.nn.Parameter]) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    allreduce_grads(params)
+    opt.step()
+
+
+def _stage(st: _State) -> int | None:
+    """e4e's progressive stage at this step (None: no progressive training)."""
+    return None if st.prog_steps is None else progressive_stage(st.step, st.prog_steps)
+
+
+def _d_step(st: _State, cfg: EncoderTrainConfig, x: torch.Tensor, stage: int | None) -> dict[str, float]:
+    """e4e's ``train_discriminator``: logistic loss on real w (mapped fresh z) vs the encoder's codes, then lazy R1."""
+    L, nb = cfg.loss, cfg.optim.batch
+    assert st.D is not None and st.opt_d is not None
+    model, G, dev = st.model, st.model.decoder, x.device
+    rows = discriminated_rows(G.num_ws, stage)
+    z = _slice(torch.randn(nb, G.z_dim, generator=st.gen)).to(dev)
+    real_draws = [_slice(t).to(dev) for t in LatentCodesPool.draws(nb, 1, L.w_pool_size, st.gen)]
+    fake_draws = [_slice(t).to(dev) for t in LatentCodesPool.draws(nb, len(rows), L.w_pool_size, st.gen)]
+    with torch.no_grad():
+        real_w = G.map(z)
+        with autocast(cfg.optim.precision):
+            fake = model.encode(x).float()[:, rows]  # encoder in training mode, as the reference
+        if st.pools is not None:
+            real_w = st.pools[0].query(real_w, real_draws)
+            fake_w = st.pools[1].query(fake, fake_draws)
+        else:
+            fake_w = fake[:, 0]
+    D = st.D
+    D.requires_grad_(True)
+    params = list(D.parameters())
+    loss, stats = latent_d_loss(D(real_w), D(fake_w))
+    _phase(st.opt_d, loss, params)
+    stats["d_loss"] = float(loss.detach())
+    if st.step % L.d_reg_every == 0:
+        penalty = latent_r1_penalty(D, real_w)
+        # "+ 0 * real_pred[0]" as the reference: every D parameter gets a (zero) gradient and takes the Adam step.
+        zero = 0 * D(real_w.detach())[0].sum()
+        _phase(st.opt_d, penalty * (L.r1 / 2 * L.d_reg_every) + zero, params)
+        stats["d_r1"] = float(penalty.detach())
+    D.requires_grad_(False)
+    return stats
+
+
+def _train_step(st: _State, cfg: EncoderTrainConfig, losses: _Losses, x: torch.Tensor,
+                y: torch.Tensor) -> dict[str, float]:
+    o, L = cfg.optim, cfg.loss
+    model, G = st.model, st.model.decoder
+    stage = _stage(st)
+    if isinstance(model, E4E):
+        model.encoder.progressive_stage = PROGRESSIVE_INFERENCE if stage is None else stage
+    stats: dict[str, float] = {}
+    if st.D is not None:
+        stats.update(_d_step(st, cfg, x, stage))
+    noise = [_slice(t).to(x.device) for t in G.make_noise(o.batch, generator=st.gen)] \
+        if o.noise_mode == "random" else None
+    side = y.shape[-1]
+    with autocast(o.precision):
+        w_plus = model.encode(x)
+        y_hat = model.decode(w_plus, resize=side if side != G.resolution else False, noise=noise,
+                             noise_mode="const").float()
+    w_plus = w_plus.float()
+    terms: list[torch.Tensor] = []
+    if L.l2 > 0:
+        l2 = l2_loss(y_hat, y)
+        stats["loss_l2"] = float(l2.detach())
+        terms.append(L.l2 * l2)
+    if losses.perceptual is not None:
+        with autocast(o.precision):
+            perc = losses.perceptual(y_hat, y).float().mean()
+        stats["loss_perceptual"] = float(perc.detach())
+        terms.append(L.perceptual * perc)
+    if losses.identity is not None:
+        with autocast(o.precision):
+            ident, id_stats = losses.identity(y_hat, y, x if x.shape == y.shape else None)
+        stats["loss_id"] = float(ident.detach())
+        stats.update(id_stats)
+        terms.append(L.identity * ident)
+    if L.w_norm > 0:
+        wn = w_norm_loss(w_plus, model.latent_avg)
+        stats["loss_w_norm"] = float(wn.detach())
+        terms.append(L.w_norm * wn)
+    if stage is not None and stage != PROGRESSIVE_INFERENCE:
+        total_delta, _ = delta_loss(w_plus, stage, L.delta_norm)
+        stats["loss_delta"] = float(total_delta.detach())
+        terms.append(L.delta * total_delta)
+    if st.D is not None:
+        adv = encoder_adversarial_loss(st.D, w_plus, discriminated_rows(G.num_ws, stage))
+        stats["loss_adv"] = float(adv.detach())
+        terms.append(L.w_discriminator * adv)
+    loss = torch.stack(terms).sum() if terms else y_hat.sum() * 0
+    stats["loss"] = float(loss.detach())
+    if stage is not None:
+        stats["stage"] = stage
+    _phase(st.opt, loss, list(model.encoder.parameters()))
+    st.step += 1
+    return stats
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Previews
+
+
+def _grid(st: _State, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Rows input | target | output of the held-out items (eval mode: BatchNorm running statistics, stored noise)."""
+    from stylebridge.encode import input_preview
+
+    model = st.model
+    stage = model.encoder.progressive_stage if isinstance(model, E4E) else None
+    model.encoder.eval()
+    try:
+        with torch.no_grad():
+            side = y.shape[-1]
+            out = model(x, resize=side if side != model.decoder.resolution else False, noise_mode="const").float()
+    finally:
+        model.encoder.train()
+        if stage is not None:
+            model.encoder.progressive_stage = stage
+    cells = torch.stack([input_preview(x, side).cpu(), y.cpu(), out.cpu().clamp(-1, 1)], dim=1)
+    return cells.flatten(0, 1)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Run
+
+
+def train_encoder(cfg: EncoderTrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
+                  max_steps_this_run: int | None = None) -> PSP | E4E:
+    """Train until ``cfg.optim.steps`` (or ``max_steps_this_run`` more steps); returns the model.
+
+    Once ``cfg.optim.steps`` are done, rank 0 writes the native model folder ``run_dir/model`` (a `PSP` or `E4E`:
+    ``stylebridge.load(run_dir / "model")``) whose metadata names the perceptual and identity networks. With
+    ``resume`` the newest checkpoint in ``run_dir`` is loaded and training continues exactly. SIGINT / SIGTERM
+    finish the current step, write a checkpoint and stop.
+    """
+    validate_config(cfg)
+    started = init_distributed()
+    rank, n_proc = world()
+    o = cfg.optim
+    if o.batch % n_proc:
+        raise ValueError(f"optim.batch {o.batch} must be divisible by the number of processes {n_proc}")
+    G = load_generator(cfg.model.generator)
+    resolution = cfg.data.resolution or G.resolution
+    if cfg.data.source == "synthfaces" and cfg.data.seed + o.steps * o.batch > HELD_OUT_SEED:
+        raise ValueError(f"{o.steps} steps of {o.batch} faces from seed {cfg.data.seed} would reach the held-out "
+                         f"seeds (>= {HELD_OUT_SEED})")
+    dataset = build_dataset(cfg, resolution)
+    in_channels = dataset.input_channels  # type: ignore[attr-defined]
+    run = RunFolder(run_dir, cfg, keep=cfg.log.keep)
+    st = _new_state(cfg, G, in_channels, resolution)
+    del G
+    if resume:
+        st.load_checkpoint(run.load_latest())
+    if n_proc > 1:
+        sync_batchnorm(st.model.encoder)
+    dev = st.model.latent_avg.device
+    losses = build_losses(cfg)
+    for net in (losses.perceptual, losses.identity):
+        if net is not None:
+            net.to(dev)
+    stop_at = o.steps if max_steps_this_run is None else min(o.steps, st.step + max_steps_this_run)
+    loader = DataLoader(dataset, batch_sampler=_StepBatches(st.step, o.batch, rank, n_proc),
+                        num_workers=cfg.data.workers)
+    grid_x, grid_y = _held_out_batch(cfg, resolution) if rank == 0 else (None, None)
+    names = losses.names()
+    bar = tqdm(total=o.steps, initial=st.step, desc=f"train {cfg.model.arch}", unit="step",
+               disable=not progress or rank != 0)
+    t_last = time.perf_counter()
+    with StopOnSignal() as stop, run.log() as log, bar:
+        log.record({"step": st.step, "event": "start", "perceptual_network": names["perceptual"],
+                    "identity_network": names["identity"], "world": n_proc, "arch": cfg.model.arch,
+                    "task": cfg.data.task, "generator": cfg.model.generator})
+        if rank == 0 and progress:
+            bar.write(f"perceptual loss: {names['perceptual']}\nidentity loss: {names['identity']}")
+        data_iter = iter(loader)
+        while st.step < stop_at:
+            x, y, _ = next(data_iter)
+            stats = _train_step(st, cfg, losses, x.to(dev), y.to(dev))
+            now = time.perf_counter()
+            st.seconds += now - t_last
+            t_last = now
+            if rank == 0:
+                bar.update(1)
+                bar.set_postfix(loss=f"{stats['loss']:.3f}")
+                if st.step % cfg.log.every == 0 or st.step == stop_at:
+                    log.record({"step": st.step, "seconds": round(st.seconds, 1), **stats})
+                if st.step % cfg.log.sample_every == 0 or st.step == stop_at:
+                    assert grid_x is not None and grid_y is not None
+                    cells = _grid(st, grid_x.to(dev), grid_y.to(dev))
+                    save_grid(cells, run.path / "samples" / f"step{st.step:07d}.png", nrow=3)
+                    log.images("samples", cells, st.step)
+                if st.step % cfg.log.checkpoint_every == 0 or st.step == stop_at:
+                    run.save_checkpoint(st.step, st.to_checkpoint(cfg))
+            if stop.requested():
+                if run.save_checkpoint(st.step, st.to_checkpoint(cfg)) is not None:
+                    print(f"stopped at step {st.step}: checkpoint written to {run.path}", flush=True)
+                break
+    if n_proc > 1:
+        unsync_batchnorm(st.model.encoder)
+        params = torch.cat([p.detach().reshape(-1) for p in st.model.encoder.parameters()])
+        ref = params.clone()
+        dist.broadcast(ref, src=0)
+        diff = (params - ref).abs().max()
+        dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+        if rank == 0:
+            atomic_write_text(run.path / "ranks.json", json.dumps({"world": n_proc, "max_param_diff": float(diff)})
+                              + "\n")
+    model = st.model
+    if isinstance(model, E4E):
+        model.encoder.progressive_stage = PROGRESSIVE_INFERENCE
+    model.eval()
+    if rank == 0 and st.step >= o.steps:
+        model.save_pretrained(run.path / "model", metadata={
+            "arch": cfg.model.arch, "task": cfg.data.task, "generator": cfg.model.generator,
+            "data": cfg.data.source, "resolution": resolution, "steps": st.step, "batch": o.batch,
+            "train_seconds": round(st.seconds), "perceptual_network": names["perceptual"],
+            "identity_network": names["identity"], "optimizer": f"Adam(lr={o.lr})",
+        })
+    if started:
+        dist.barrier()
+        dist.destroy_process_group()
+    return model
