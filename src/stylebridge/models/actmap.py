@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylebridge.models.base import PretrainedModel, config_from_dict
+from stylebridge.models.base import PretrainedModel, nested_config
 from stylebridge.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from stylebridge.sampling import seed_to_z
 
@@ -222,14 +222,6 @@ def prepare_images(images: torch.Tensor, channels: int, size: int) -> torch.Tens
     return images
 
 
-def _nested(cls: type, value: Any, name: str) -> Any:
-    if isinstance(value, dict):
-        return config_from_dict(cls, value, source=name)
-    if not isinstance(value, cls):
-        raise TypeError(f"{name} must be a {cls.__name__} or a dict, got {type(value).__name__}")
-    return value
-
-
 @dataclass(frozen=True)
 class ActivationMapTranslatorConfig:
     """The migrated model: a frozen StyleGAN2 and an encoder for its activation map at ``layer``.
@@ -242,8 +234,8 @@ class ActivationMapTranslatorConfig:
     layer: str = "b16.conv0"  # target layer: b{r}.conv0 (after the upsampling conv) or b{r}.conv1; 8 <= r <= res
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "generator", _nested(StyleGAN2Config, self.generator, "generator"))
-        object.__setattr__(self, "encoder", _nested(ActivationMapEncoderConfig, self.encoder, "encoder"))
+        object.__setattr__(self, "generator", nested_config(StyleGAN2Config, self.generator, "generator"))
+        object.__setattr__(self, "encoder", nested_config(ActivationMapEncoderConfig, self.encoder, "encoder"))
         g, e = self.generator, self.encoder
         r = parse_layer(self.layer)
         if r > g.resolution:
@@ -374,7 +366,7 @@ class ActivationMapTranslator(PretrainedModel):
             w = self._encoder_styles(style_encoder, images)
         else:
             w = G.w_avg[None]
-        return G._broadcast_ws(w).expand(n, -1, -1)
+        return G.broadcast_ws(w).expand(n, -1, -1)
 
     def _encoder_styles(self, style_encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
         if not callable(getattr(style_encoder, "encode", None)):

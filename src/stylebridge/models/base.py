@@ -41,6 +41,15 @@ def config_from_dict(cls: type, data: dict[str, Any], source: str = "config") ->
         raise CheckpointError(f"{source}: invalid {cls.__name__}: {exc}") from exc
 
 
+def nested_config(cls: type, value: Any, name: str) -> Any:
+    """A sub-config given as a ``cls`` instance or as a dict (as read back from config.json), as a ``cls``."""
+    if isinstance(value, dict):
+        return config_from_dict(cls, value, source=name)
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__name__} or a dict, got {type(value).__name__}")
+    return value
+
+
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Raise CheckpointError naming missing/unexpected keys and shape mismatches, then load with strict=True."""
     own = model.state_dict()

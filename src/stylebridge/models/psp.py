@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylebridge.models.base import PretrainedModel, config_from_dict
+from stylebridge.models.base import PretrainedModel, nested_config
 from stylebridge.models.irse import IRSE_UNITS, IRSE_WIDTHS, MODES, make_body, make_input_layer, stage_ends
 from stylebridge.models.stylegan2 import EqualLinear, StyleGAN2Config, StyleGAN2Generator
 
@@ -305,17 +305,9 @@ class StyleEncoderModel(PretrainedModel):
         return (out, w_plus) if return_latents else out
 
 
-def _nested(cls: type, value: Any, name: str) -> Any:
-    if isinstance(value, dict):
-        return config_from_dict(cls, value, source=name)
-    if not isinstance(value, cls):
-        raise TypeError(f"{name} must be a {cls.__name__} or a dict, got {type(value).__name__}")
-    return value
-
-
 def validate_model_config(c: Any, encoder_cls: type) -> None:
-    object.__setattr__(c, "encoder", _nested(encoder_cls, c.encoder, "encoder"))
-    object.__setattr__(c, "decoder", _nested(StyleGAN2Config, c.decoder, "decoder"))
+    object.__setattr__(c, "encoder", nested_config(encoder_cls, c.encoder, "encoder"))
+    object.__setattr__(c, "decoder", nested_config(StyleGAN2Config, c.decoder, "decoder"))
     if c.encoder.w_dim != c.decoder.w_dim:
         raise ValueError(f"encoder w_dim {c.encoder.w_dim} != decoder w_dim {c.decoder.w_dim}")
     if c.encoder.num_ws != c.decoder.num_ws:

@@ -433,10 +433,11 @@ class StyleGAN2Generator(PretrainedModel):
         """
         if not 0 <= crossover <= self.num_ws:
             raise ValueError(f"crossover must be in [0, {self.num_ws}], got {crossover}")
-        a, b = self._broadcast_ws(w1), self._broadcast_ws(w2)
+        a, b = self.broadcast_ws(w1), self.broadcast_ws(w2)
         return torch.cat([a[:, :crossover], b[:, crossover:]], dim=1)
 
-    def _broadcast_ws(self, w: torch.Tensor) -> torch.Tensor:
+    def broadcast_ws(self, w: torch.Tensor) -> torch.Tensor:
+        """w [N, w_dim] → W+ [N, num_ws, w_dim] (a view); W+ is returned as is; other shapes are errors."""
         if w.ndim == 2:
             if w.shape[1] != self.config.w_dim:
                 raise ValueError(f"w must have shape [N, {self.config.w_dim}], got {tuple(w.shape)}")
@@ -484,7 +485,7 @@ class StyleGAN2Generator(PretrainedModel):
             images [N, img_channels, resolution, resolution] in fp32; with ``return_features``, also a dict
             name → tensor.
         """
-        ws = self._broadcast_ws(w)
+        ws = self.broadcast_ws(w)
         n = ws.shape[0]
         noise_list = self._noise_list(noise, noise_mode, n)
         wanted = set(return_features or ())
