@@ -38,6 +38,10 @@ def _cpu() -> str:
         return platform.processor() or "unknown CPU"
 
 
+def _precision_text(precision: str) -> str:
+    return "bf16 autocast with fp32 master weights" if precision == "bf16" else "fp32"
+
+
 def _duration(seconds: float) -> str:
     h, rem = divmod(round(seconds), 3600)
     return f"{h} h {rem // 60:02d} min"
@@ -106,9 +110,9 @@ Seeds 0–63, ψ = 1 (no truncation), constant noise: `docs/{grid_path.name}`; �
 
 Trained by stylebridge's own StyleGAN2 trainer (non-saturating logistic loss, lazy R1 γ = {cfg.optim.r1_gamma}
 every {cfg.optim.r1_every} steps, path-length regularisation, style mixing {cfg.optim.mixing}, EMA
-{cfg.optim.ema_kimg} kimg, Adam lr {cfg.optim.lr} with the lazy-regularisation correction, batch {batch}, fp32, no
-augmentation) on synthfaces streamed at {c.resolution} px (every batch freshly rendered; training seeds
-0 … {steps * batch - 1}).
+{cfg.optim.ema_kimg} kimg, Adam lr {cfg.optim.lr} with the lazy-regularisation correction, batch {batch},
+{_precision_text(cfg.optim.precision)}, augmentation: {cfg.augment.kind}) on synthfaces streamed at
+{c.resolution} px (every batch freshly rendered; training seeds 0 … {steps * batch - 1}).
 
 | | |
 |---|---|
@@ -116,7 +120,7 @@ augmentation) on synthfaces streamed at {c.resolution} px (every batch freshly r
 | config | `configs/gan/{args.name}.yaml` |
 | length | {steps:,} steps = **{kimg:,.0f} kimg** |
 | wall time | **{_duration(seconds)}** (training loop, metric evaluations included) |
-| machine | {_cpu()}, {torch.get_num_threads()} threads, no GPU, torch {torch.__version__}, fp32 |
+| machine | {_cpu()}, {torch.get_num_threads()} threads, no GPU, torch {torch.__version__}, {cfg.optim.precision} |
 
 {args.notes}
 

@@ -52,7 +52,7 @@ def _model(cls, cfg_cls, enc_cls, path, **enc):
 
 def test_encode_folder_writes_latents_and_reconstructions(tmp_path, data):
     path = _model(PSP, PSPConfig, PSPEncoderConfig, tmp_path / "psp")
-    report = encode_folder(path, data / "images", tmp_path / "out", batch=3, progress=False)
+    report = encode_folder(path, data / "images", tmp_path / "out", batch=3, progress=False, precision="fp32")
     assert report.written == 4 and [p.name for p, _ in report.skipped] == ["broken.png"]
     assert "broken.png\t" in (tmp_path / "out" / "skipped.txt").read_text()
     model = stylebridge.load(path)
@@ -67,7 +67,8 @@ def test_encode_folder_writes_latents_and_reconstructions(tmp_path, data):
             img = model.decode(w[None])
         png = np.asarray(Image.open(tmp_path / "out" / "reconstructions" / f"{name}.png"))
         assert np.abs(png.astype(int) - to_uint8(img)[0].astype(int)).max() <= 1
-    again = encode_folder(model, data / "images", tmp_path / "out1", batch=1, progress=False)  # batch-independent
+    again = encode_folder(model, data / "images", tmp_path / "out1", batch=1, progress=False,
+                          precision="fp32")  # batch-independent
     assert again.written == 4
     torch.testing.assert_close(load_file(str(tmp_path / "out1" / "latents" / "00000002.safetensors"))["w_plus"],
                                load_file(str(tmp_path / "out" / "latents" / "00000002.safetensors"))["w_plus"],
@@ -85,7 +86,7 @@ def test_translate_sketches_with_psp_style_mixing(tmp_path, data):
 
     model.decode = spy
     report = translate_folder(model, data / "sketches", tmp_path / "out", samples=2, batch=4, seed=7,
-                              progress=False)
+                              progress=False, precision="fp32")
     assert report.written == 4 and not report.skipped
     names = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
     assert names[:3] == ["00000000.png", "00000000_s0.png", "00000000_s1.png"] and len(names) == 12
@@ -103,7 +104,8 @@ def test_translate_sketches_with_psp_style_mixing(tmp_path, data):
     b = np.asarray(Image.open(tmp_path / "out" / "00000002_s1.png"), dtype=int)
     assert np.abs(a - b).max() > 0
     model.decode = decode
-    translate_folder(model, data / "sketches", tmp_path / "one", samples=2, batch=1, seed=7, progress=False)
+    translate_folder(model, data / "sketches", tmp_path / "one", samples=2, batch=1, seed=7, progress=False,
+                     precision="fp32")
     for name in ("00000002_s1.png", "00000003.png"):  # the same outputs whatever the batch size
         a = np.asarray(Image.open(tmp_path / "out" / name), dtype=int)
         assert np.abs(a - np.asarray(Image.open(tmp_path / "one" / name), dtype=int)).max() <= 1
