@@ -48,6 +48,25 @@ def test_tiny_config_trains_and_writes_a_run_folder(tmp_path):
         assert G(torch.randn(2, G.z_dim)).shape == (2, 3, 16, 16)
 
 
+def test_training_without_noise_keeps_noise_strengths_at_zero(tmp_path):
+    cfg = load_gan_config(TINY, ["model.noise=false", "optim.steps=4", "augment.kind=none"])
+    G = train_gan(cfg, tmp_path / "run", progress=False)
+    ck = _ckpt(tmp_path / "run")
+    for part in ("G", "G_ema"):
+        strengths = [v for k, v in ck[part].items() if k.endswith("noise.weight")]
+        assert strengths and all(torch.equal(v, torch.zeros_like(v)) for v in strengths)
+    assert not torch.equal(ck["G"]["conv1.conv.weight"], _ckpt_initial(cfg)["conv1.conv.weight"])  # it trained
+    z = torch.randn(2, G.z_dim)
+    with torch.no_grad():
+        assert torch.equal(G(z, noise_mode="random"), G(z, noise_mode="none"))
+
+
+def _ckpt_initial(cfg) -> dict:
+    from stylebridge.train.gan import _new_state
+
+    return _new_state(cfg).G.state_dict()
+
+
 def test_resume_is_exact(tmp_path):
     cfg = load_gan_config(TINY, ["augment.kind=fixed", "augment.p=0.5"])  # augmentation randomness included
     train_gan(cfg, tmp_path / "a", progress=False)

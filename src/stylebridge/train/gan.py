@@ -72,6 +72,11 @@ class ModelConfig:
     channel_divisor: int = 1
     lr_multiplier: float = 0.01
     mbstd_group_size: int = 4
+    # Per-pixel noise inputs during training (StyleGAN2). Off for domains whose images hold no stochastic detail
+    # (synthfaces is a deterministic function of its attributes): there a generator that cannot yet draw edges
+    # turns its last noise strengths up into speckles that fool the discriminator's high-frequency cues. Off, the
+    # strengths stay exactly 0, so every noise_mode gives the same image.
+    noise: bool = True
 
 
 @dataclass
@@ -260,10 +265,15 @@ def _latents(G: StyleGAN2Generator, n_global: int, mixing: float, gen: torch.Gen
     return torch.where(rows < cut[:, None, None], w[0][:, None], w[1][:, None])
 
 
-def _noise(G: StyleGAN2Generator, n_global: int, gen: torch.Generator) -> list[torch.Tensor]:
-    """This rank's slice of per-layer noise for a global batch of n_global."""
+def _synthesize(G: StyleGAN2Generator, w: torch.Tensor, n_global: int, gen: torch.Generator,
+                cfg: GanTrainConfig) -> torch.Tensor:
+    """Images for this rank's W+ slice ``w``, with this rank's slice of per-layer noise for a global batch of
+    n_global (or no noise when ``model.noise`` is off)."""
+    if not cfg.model.noise:
+        return G.synthesize(w, noise_mode="none")
     rank, n_proc = world()
-    return [t[rank::n_proc].to(G.w_avg.device) for t in G.make_noise(n_global, generator=gen)]
+    noise = [t[rank::n_proc].to(G.w_avg.device) for t in G.make_noise(n_global, generator=gen)]
+    return G.synthesize(w, noise=noise)
 
 
 def _d_input(x: torch.Tensor, st: _State, cfg: GanTrainConfig) -> torch.Tensor:
@@ -294,7 +304,7 @@ def _train_step(st: _State, cfg: GanTrainConfig, real: torch.Tensor) -> dict[str
     G.requires_grad_(False)
     D.requires_grad_(True)
     with torch.no_grad(), autocast(cfg.optim.precision):
-        fake = G.synthesize(_latents(G, nb, o.mixing, st.gen), noise=_noise(G, nb, st.gen))
+        fake = _synthesize(G, _latents(G, nb, o.mixing, st.gen), nb, st.gen, cfg)
     with autocast(cfg.optim.precision):
         fake_logits = D(_d_input(fake, st, cfg)).float()
         real_logits = D(_d_input(real, st, cfg)).float()
@@ -318,7 +328,7 @@ def _train_step(st: _State, cfg: GanTrainConfig, real: torch.Tensor) -> dict[str
     G.requires_grad_(True)
     D.requires_grad_(False)
     with autocast(cfg.optim.precision):
-        fake = G.synthesize(_latents(G, nb, o.mixing, st.gen), noise=_noise(G, nb, st.gen))
+        fake = _synthesize(G, _latents(G, nb, o.mixing, st.gen), nb, st.gen, cfg)
         loss_g = F.softplus(-D(_d_input(fake, st, cfg)).float()).mean()
     _phase_step(st.opt_g, loss_g, g_params)
     stats["loss_g"] = loss_g.item()
@@ -328,7 +338,7 @@ def _train_step(st: _State, cfg: GanTrainConfig, real: torch.Tensor) -> dict[str
         m = max(world()[1], nb // o.pl_batch_shrink)
         w = _latents(G, m, o.mixing, st.gen)
         with autocast(cfg.optim.precision):
-            img = G.synthesize(w, noise=_noise(G, m, st.gen)).float()
+            img = _synthesize(G, w, m, st.gen, cfg).float()
         rank, n_proc = world()
         noise = torch.randn((m, *img.shape[1:]), generator=st.gen)[rank::n_proc].to(img.device)
         noise = noise / math.sqrt(img.shape[2] * img.shape[3])
