@@ -250,7 +250,11 @@ def modulated_conv2d(
         # sum_{i,k} (g*w[o,i,k] * s[n,i])^2 = sum_i (g*s[n,i])^2 * sum_k w[o,i,k]^2: an [N,I] x [I,O] product, so
         # the per-sample weights never need a second pass.
         wsq = weight.square().sum(dim=[2, 3]) if weight_sq is None else weight_sq
-        dcoefs = torch.rsqrt(styles.square() @ wsq.t() + eps)  # [NO]
+        # In fp32 even under bf16 autocast (as NVlabs under fp16): a product of sums of squares, and any rounding
+        # of it scales whole output channels in the forward and the backward pass.
+        with torch.autocast(styles.device.type, enabled=False):
+            acc = torch.promote_types(styles.dtype, torch.float32)  # fp32, or fp64 for fp64 inputs
+            dcoefs = torch.rsqrt(styles.to(acc).square() @ wsq.to(acc).t() + eps).to(styles.dtype)  # [NO]
     if kh == kw == 1 and not up:
         # 1x1 (ToRGB): a batched matmul; oneDNN's conv is several times slower for so few output channels.
         scale = styles[:, None, :] if dcoefs is None else styles[:, None, :] * dcoefs[:, :, None]  # [NOI]

@@ -102,6 +102,15 @@ def test_mapping_stays_fp32_under_autocast():
     torch.testing.assert_close(w, G.map(z))
 
 
+def test_discriminator_epilogue_is_fp32_under_autocast():
+    D = StyleGAN2Discriminator(StyleGAN2DiscriminatorConfig(resolution=16, channel_divisor=32)).eval()
+    x = torch.randn(4, 3, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = D(x)
+    assert logits.dtype == torch.float32  # minibatch stddev, final conv and the linear layers ran in fp32
+    torch.testing.assert_close(logits, D(x), atol=0.1, rtol=0.05)
+
+
 def test_truncation_towards_w_avg():
     G = tiny(16)
     G.compute_w_avg(500)

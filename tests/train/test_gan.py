@@ -42,6 +42,9 @@ def test_tiny_config_trains_and_writes_a_run_folder(tmp_path):
     assert sorted(p.name for p in run.glob("checkpoint-*.pt")) == ["checkpoint-0000004.pt", "checkpoint-0000008.pt"]
     assert (run / "config.yaml").is_file() and (run / "samples" / "step0000008.png").is_file()
     assert (run / "G_ema" / "config.json").is_file()
+    # w_avg follows the mapped w during training (NVlabs), so mid-run checkpoints truncate towards the centre
+    ck4 = torch.load(run / "checkpoint-0000004.pt", map_location="cpu", weights_only=True)
+    assert float(ck4["G"]["w_avg"].abs().sum()) > 0 and torch.equal(ck4["G"]["w_avg"], ck4["G_ema"]["w_avg"])
     log = _log(run)
     assert [r["step"] for r in log] == [2, 4, 6, 8] and all(torch.isfinite(torch.tensor(r["loss_d"])) for r in log)
     with torch.no_grad():
@@ -112,6 +115,41 @@ def test_augment_is_differentiable_and_adaptive_p_moves():
     for _ in range(40):
         ada.update(-torch.ones(8), batch=8)
     assert ada.p == 0
+
+
+def test_augment_draws_for_the_global_batch():
+    # Rank r of w processes holds rows r, r + w, …: its augmented rows equal those of the 1-process augmentation.
+    x = torch.randn(8, 3, 16, 16)
+    full = augment(x, 0.7, torch.Generator().manual_seed(3))
+    for rank in range(2):
+        part = augment(x[rank::2], 0.7, torch.Generator().manual_seed(3), rows=(rank, 2))
+        torch.testing.assert_close(part, full[rank::2])
+
+
+def test_adaptive_p_follows_the_fraction_of_positive_real_logits():
+    # r_t = E[sign(D(real))]. With 70 % of reals scored positive r_t = 0.4 < 0.6: p must fall, although most reals
+    # are positive (a controller that takes the sign of the mean again sees r_t = 1 and drives p to 1).
+    signs = torch.tensor([1.0] * 7 + [-1.0] * 3)
+    ada = AdaptiveP(target=0.6, kimg=0.01, interval=2, p=0.5)
+    for _ in range(4):
+        ada.update(signs, batch=10)
+    assert ada.p < 0.5
+    # The trainer's DDP form: the all-ranks mean of the signs, repeated per local sample.
+    ada = AdaptiveP(target=0.6, kimg=0.01, interval=2, p=0.5)
+    for _ in range(4):
+        ada.update(signs.mean().expand(5), batch=10)
+    assert ada.p < 0.5
+    ada = AdaptiveP(target=0.6, kimg=0.01, interval=2, p=0.5)
+    for _ in range(4):
+        ada.update(torch.tensor(0.8).expand(5), batch=10)  # 90 % positive: r_t 0.8 > 0.6 → p rises
+    assert ada.p > 0.5
+    ada = AdaptiveP(target=0.6, kimg=0.01, interval=2, max_p=0.7)
+    for _ in range(40):
+        ada.update(torch.ones(8), batch=8)
+    assert ada.p == 0.7
+    resumed = AdaptiveP(max_p=0.5)
+    resumed.load_state_dict(ada.state_dict())
+    assert resumed.p == 0.5
 
 
 def _env() -> dict:

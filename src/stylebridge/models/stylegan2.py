@@ -299,7 +299,8 @@ class ToRGB(nn.Module):
         if self.clamp is not None:
             out = out.clamp(-self.clamp, self.clamp)
         if skip is not None:
-            out = out + ops.upsample2d(skip, self.upsample_filter)
+            with torch.autocast(out.device.type, enabled=False):  # an FIR conv: autocast would round it to bf16
+                out = out + ops.upsample2d(skip.to(out.dtype), self.upsample_filter)
         return out
 
 
@@ -654,8 +655,11 @@ class StyleGAN2Discriminator(PretrainedModel):
             raise ValueError(f"discriminator input must be [N, {c.img_channels}, {c.resolution}, {c.resolution}], "
                              f"got {tuple(images.shape)}")
         x = self.convs(images)
-        x = self.final_conv(self.minibatch_stddev(x))
-        return self.final_linear(x.reshape(x.shape[0], -1))
+        # The epilogue in fp32 even under autocast (NVlabs keeps its 4x4 block out of fp16): the minibatch stddev
+        # is a variance of nearly equal numbers, and the logits feed every loss. It is <2 % of D's compute.
+        with torch.autocast(x.device.type, enabled=False):
+            x = self.final_conv(self.minibatch_stddev(x.to(self.final_linear[-1].weight.dtype)))
+            return self.final_linear(x.reshape(x.shape[0], -1))
 
     def expected_fir_buffers(self) -> dict[str, torch.Tensor]:
         k = ops.setup_filter(self.config.blur_kernel)

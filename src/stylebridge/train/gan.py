@@ -10,7 +10,7 @@ run folder. A run folder holds the resolved config, ``log.jsonl``, sample grids,
 
 Randomness (latents, mixing crossovers, noise) is drawn for the *global* batch from one generator that every rank
 holds in the same state, and each rank keeps its interleaved slice: N processes compute what one process with
-the same global batch computes, up to float summation order. (Augmentation draws are per rank.)
+the same global batch computes, up to float summation order (augmentation draws too).
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ class AugmentConfig:
     p: float = 0.0
     target: float = 0.6
     ada_kimg: float = 100.0
+    max_p: float = 1.0  # cap of the adaptive p (colour ops leak into G's outputs near p = 1)
 
 
 @dataclass
@@ -241,7 +242,7 @@ def _new_state(cfg: GanTrainConfig) -> _State:
     rank, _ = world()
     gen = torch.Generator().manual_seed(o.seed * 1000 + 17)  # the same on every rank: global draws, sliced
     torch.manual_seed(o.seed * 1000 + 31 + rank)
-    ada = AdaptiveP(cfg.augment.target, cfg.augment.ada_kimg, p=cfg.augment.p)
+    ada = AdaptiveP(cfg.augment.target, cfg.augment.ada_kimg, p=cfg.augment.p, max_p=cfg.augment.max_p)
     return _State(G, D, G_ema, _adam(G.parameters(), o.lr, o.pl_every), _adam(D.parameters(), o.lr, o.r1_every),
                   gen, ada)
 
@@ -265,6 +266,13 @@ def _latents(G: StyleGAN2Generator, n_global: int, mixing: float, gen: torch.Gen
     return torch.where(rows < cut[:, None, None], w[0][:, None], w[1][:, None])
 
 
+def _track_w_avg(G: StyleGAN2Generator, w: torch.Tensor, beta: float = 0.995) -> None:
+    """Move ``G.w_avg`` towards the mean of this step's w (all ranks), as NVlabs' mapping does in training, so
+    that mid-run checkpoints truncate towards the right centre (G_ema copies the buffer)."""
+    with torch.no_grad():
+        G.w_avg.copy_(allreduce_mean(w[:, 0].detach().float().mean(0)).lerp(G.w_avg, beta))
+
+
 def _synthesize(G: StyleGAN2Generator, w: torch.Tensor, n_global: int, gen: torch.Generator,
                 cfg: GanTrainConfig) -> torch.Tensor:
     """Images for this rank's W+ slice ``w``, with this rank's slice of per-layer noise for a global batch of
@@ -278,13 +286,16 @@ def _synthesize(G: StyleGAN2Generator, w: torch.Tensor, n_global: int, gen: torc
 
 def _d_input(x: torch.Tensor, st: _State, cfg: GanTrainConfig) -> torch.Tensor:
     p = cfg.augment.p if cfg.augment.kind == "fixed" else st.ada.p if cfg.augment.kind == "adaptive" else 0.0
-    return augment(x, p, st.gen) if p > 0 else x
+    return augment(x, p, st.gen, rows=world()) if p > 0 else x
 
 
 def _phase_step(opt: torch.optim.Adam, loss: torch.Tensor, params: list[torch.nn.Parameter]) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
     allreduce_grads(params)
+    for p in params:  # as NVlabs: one non-finite gradient must not poison Adam's moments for the rest of the run
+        if p.grad is not None:
+            torch.nan_to_num_(p.grad, nan=0.0, posinf=1e5, neginf=-1e5)
     opt.step()
 
 
@@ -311,6 +322,7 @@ def _train_step(st: _State, cfg: GanTrainConfig, real: torch.Tensor) -> dict[str
     loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
     _phase_step(st.opt_d, loss_d, d_params)
     if cfg.augment.kind == "adaptive":
+        # The all-ranks mean of sign(D(real)): r_t of ADA, as a fraction (not its sign again).
         st.ada.update(allreduce_mean(real_logits.detach().sign().mean()).expand(n), o.batch)
     stats.update(loss_d=loss_d.item(), d_real=real_logits.mean().item(), d_fake=fake_logits.mean().item())
 
@@ -328,7 +340,9 @@ def _train_step(st: _State, cfg: GanTrainConfig, real: torch.Tensor) -> dict[str
     G.requires_grad_(True)
     D.requires_grad_(False)
     with autocast(cfg.optim.precision):
-        fake = _synthesize(G, _latents(G, nb, o.mixing, st.gen), nb, st.gen, cfg)
+        w = _latents(G, nb, o.mixing, st.gen)
+        _track_w_avg(G, w)
+        fake = _synthesize(G, w, nb, st.gen, cfg)
         loss_g = F.softplus(-D(_d_input(fake, st, cfg)).float()).mean()
     _phase_step(st.opt_g, loss_g, g_params)
     stats["loss_g"] = loss_g.item()
