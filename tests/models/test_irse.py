@@ -15,6 +15,7 @@ from stylebridge.models.irse import (
     IRSEBackboneConfig,
     IRUnit,
     SEModule,
+    StridedSubsample,
     make_body,
     stage_ends,
     unit_specs,
@@ -41,7 +42,9 @@ def test_ir_se_50_taps_match_the_reference():
 
 def test_unit_structure():
     same = IRUnit(8, 8, 2, se_reduction=2)
-    assert isinstance(same.shortcut_layer, torch.nn.MaxPool2d)  # in == depth: strided subsampling only
+    assert isinstance(same.shortcut_layer, StridedSubsample)  # in == depth: strided subsampling only
+    x = torch.randn(2, same.res_layer[1].in_channels, 8, 8)
+    torch.testing.assert_close(same.shortcut_layer(x), torch.nn.MaxPool2d(1, 2)(x))  # the reference's op
     assert isinstance(same.res_layer[5], SEModule)
     assert set(same.state_dict()) >= {"res_layer.5.fc1.weight", "res_layer.5.fc2.weight"}
     assert same.res_layer[5].fc1.weight.shape == (4, 8, 1, 1) and same.res_layer[5].fc1.bias is None

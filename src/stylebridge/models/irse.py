@@ -39,6 +39,7 @@ __all__ = [
     "IRSEBackboneConfig",
     "IRUnit",
     "SEModule",
+    "StridedSubsample",
     "make_body",
     "make_input_layer",
     "stage_ends",
@@ -91,14 +92,25 @@ class SEModule(nn.Module):
         return x * s
 
 
+class StridedSubsample(nn.Module):
+    """x[:, :, ::stride, ::stride]: what the reference's ``MaxPool2d(1, stride)`` computes, as a view (a 1x1 max
+    pool runs a full pooling kernel; in bf16 it took ~9 % of an IR-SE-50 forward). No parameters: same state dict."""
+
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.stride == 1 else x[:, :, :: self.stride, :: self.stride]
+
+
 class IRUnit(nn.Module):
     """One IR (``se_reduction`` None) or IR-SE unit: [N, in, H, W] → [N, depth, H/stride, W/stride]."""
 
     def __init__(self, in_channels: int, depth: int, stride: int, se_reduction: int | None = None) -> None:
         super().__init__()
         if in_channels == depth:
-            # A 1x1 max pool is a plain strided subsampling; kept as a module for the reference's layout.
-            self.shortcut_layer: nn.Module = nn.MaxPool2d(1, stride)
+            self.shortcut_layer: nn.Module = StridedSubsample(stride)  # the reference's MaxPool2d(1, stride)
         else:
             self.shortcut_layer = nn.Sequential(nn.Conv2d(in_channels, depth, 1, stride, bias=False),
                                                 nn.BatchNorm2d(depth))
@@ -197,7 +209,8 @@ class IRSEBackbone(PretrainedModel):
         if x.ndim != 4 or x.shape[1:] != (c.in_channels, c.input_size, c.input_size):
             raise ValueError(f"input must be [N, {c.in_channels}, {c.input_size}, {c.input_size}], "
                              f"got {tuple(x.shape)}")
-        return self.body(self.input_layer(x))
+        # NHWC end to end (see psp._channels_last); flattening later reads the logical NCHW order all the same.
+        return self.body(self.input_layer(x.contiguous(memory_format=torch.channels_last)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Images [N, C, S, S] → L2-normalised embeddings [N, embed_dim] (the reference's ``l2_norm``)."""
