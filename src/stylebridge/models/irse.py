@@ -43,6 +43,7 @@ __all__ = [
     "make_body",
     "make_input_layer",
     "stage_ends",
+    "trunk_layout",
     "unit_specs",
 ]
 
@@ -90,6 +91,19 @@ class SEModule(nn.Module):
         s = F.adaptive_avg_pool2d(x, 1)
         s = torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
         return x * s
+
+
+def trunk_layout(x: torch.Tensor) -> torch.Tensor:
+    """The trunk's input in the memory layout that runs fastest: NHWC under bf16/fp16 (autocast or half inputs),
+    else as given. Values are unchanged (later flattening reads the logical NCHW order all the same).
+
+    Measured on a 2-core AMX Xeon, IR-SE-50 pSp encoder at 256 px, batch 1: bf16 0.32 s NHWC against 0.51 s NCHW
+    (oneDNN kept converting the large early maps around every BN/PReLU); fp32 0.68–0.81 s NCHW against 0.81–0.85 s
+    NHWC, so fp32 stays NCHW.
+    """
+    if x.dtype in (torch.bfloat16, torch.float16) or torch.is_autocast_enabled(x.device.type):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
 class StridedSubsample(nn.Module):
@@ -209,8 +223,7 @@ class IRSEBackbone(PretrainedModel):
         if x.ndim != 4 or x.shape[1:] != (c.in_channels, c.input_size, c.input_size):
             raise ValueError(f"input must be [N, {c.in_channels}, {c.input_size}, {c.input_size}], "
                              f"got {tuple(x.shape)}")
-        # NHWC end to end (see psp._channels_last); flattening later reads the logical NCHW order all the same.
-        return self.body(self.input_layer(x.contiguous(memory_format=torch.channels_last)))
+        return self.body(self.input_layer(trunk_layout(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Images [N, C, S, S] → L2-normalised embeddings [N, embed_dim] (the reference's ``l2_norm``)."""

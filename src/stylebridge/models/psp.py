@@ -27,7 +27,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylebridge.models.base import PretrainedModel, nested_config
-from stylebridge.models.irse import IRSE_UNITS, IRSE_WIDTHS, MODES, make_body, make_input_layer, stage_ends
+from stylebridge.models.irse import (
+    IRSE_UNITS,
+    IRSE_WIDTHS,
+    MODES,
+    make_body,
+    make_input_layer,
+    stage_ends,
+    trunk_layout,
+)
 from stylebridge.models.stylegan2 import EqualLinear, StyleGAN2Config, StyleGAN2Generator
 
 __all__ = [
@@ -125,12 +133,6 @@ class GradualStyleBlock(nn.Module):
         return self.linear(x.reshape(x.shape[0], self.out_channels))
 
 
-def _channels_last(x: torch.Tensor) -> torch.Tensor:
-    # The trunk runs NHWC: oneDNN (and cuDNN) convolutions keep that layout end to end, where NCHW input made the
-    # CPU convert the large early feature maps back and forth around every PReLU/BN in bf16.
-    return x.contiguous(memory_format=torch.channels_last)
-
-
 def _upsample_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     # Bilinear with align_corners=True, as the reference: it also handles odd sizes where 2x nearest would not fit.
     return F.interpolate(x, size=y.shape[2:], mode="bilinear", align_corners=True) + y
@@ -161,7 +163,7 @@ class GradualEncoderBase(PretrainedModel):
 
     def trunk_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """c1, c2, c3: outputs of trunk stages 2, 3, 4 ([N, widths[k], S/4], [.., S/8], [.., S/16])."""
-        x = self.input_layer(_channels_last(x))
+        x = self.input_layer(trunk_layout(x))
         taps = []
         for i, unit in enumerate(self.body):
             x = unit(x)
@@ -198,7 +200,7 @@ class PSPEncoder(GradualEncoderBase):
         c = self.config
         self._check_input(x, exact_size=not c.learn_in_w)
         if c.learn_in_w:
-            feat = F.adaptive_avg_pool2d(self.body(self.input_layer(_channels_last(x))), 1)
+            feat = F.adaptive_avg_pool2d(self.body(self.input_layer(trunk_layout(x))), 1)
             return self.linear(feat.reshape(feat.shape[0], -1))
         c1, c2, c3 = self.trunk_features(x)
         latents = [self.styles[j](c3) for j in range(min(c.coarse_ind, c.num_ws))]
