@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from stylebridge.train.common import RunFolder, StopOnSignal, allreduce_grads, world
+from stylebridge.train.common import RunFolder, StopOnSignal, allreduce_grads, load_optimizer, world
 
 
 @dataclass
@@ -59,3 +59,17 @@ def test_single_process_helpers_are_no_ops():
     p.grad = torch.full((2,), 3.0)
     allreduce_grads([p])
     assert torch.equal(p.grad, torch.full((2,), 3.0))
+
+
+def test_load_optimizer_keeps_the_new_hyperparameters_and_the_saved_moments() -> None:
+    # A resumed run with --set optim.lr=... must train at the new rate: plain load_state_dict would restore the old.
+    w = torch.nn.Parameter(torch.ones(3))
+    old = torch.optim.Adam([w], lr=0.1, betas=(0.0, 0.99))
+    w.grad = torch.tensor([1.0, -2.0, 3.0])
+    old.step()
+    saved = old.state_dict()
+    new = torch.optim.Adam([w], lr=0.01, betas=(0.0, 0.9))
+    load_optimizer(new, saved)
+    assert new.param_groups[0]["lr"] == 0.01 and new.param_groups[0]["betas"] == (0.0, 0.9)
+    torch.testing.assert_close(new.state[w]["exp_avg_sq"], old.state[w]["exp_avg_sq"])
+    assert int(new.state[w]["step"]) == 1

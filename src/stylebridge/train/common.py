@@ -121,6 +121,19 @@ def broadcast_flag(flag: bool) -> bool:
     return bool(t.item())
 
 
+def load_optimizer(opt: torch.optim.Optimizer, state: dict) -> None:
+    """Load an optimizer's saved state but keep the hyperparameters it was built with (lr, betas, eps, ...).
+
+    ``Optimizer.load_state_dict`` restores the saved param-group hyperparameters too, so a resumed run would silently
+    ignore a changed ``optim.lr`` (``--resume RUN --set optim.lr=...``). With an unchanged config the values are
+    the same and the run continues exactly.
+    """
+    wanted = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    opt.load_state_dict(state)
+    for group, hp in zip(opt.param_groups, wanted, strict=True):
+        group.update(hp)
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # Run folder
 

@@ -83,6 +83,7 @@ from stylebridge.train.common import (
     broadcast_module,
     device,
     init_distributed,
+    load_optimizer,
     world,
 )
 from stylebridge.train.config import load_config, to_dict
@@ -358,10 +359,10 @@ class _State:
     def load_checkpoint(self, ck: dict[str, Any]) -> None:
         self.model.encoder.load_state_dict(ck["encoder"])
         self.model.latent_avg.copy_(ck["latent_avg"])
-        self.opt.load_state_dict(ck["opt"])
+        load_optimizer(self.opt, ck["opt"])
         if self.D is not None and self.opt_d is not None:
             self.D.load_state_dict(ck["D"])
-            self.opt_d.load_state_dict(ck["opt_d"])
+            load_optimizer(self.opt_d, ck["opt_d"])
         if self.pools is not None:
             dev = self.model.latent_avg.device
             self.pools[0].load_state_dict(ck["pool_real"], dev)

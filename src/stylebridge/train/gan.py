@@ -47,6 +47,7 @@ from stylebridge.train.common import (
     broadcast_module,
     device,
     init_distributed,
+    load_optimizer,
     world,
 )
 from stylebridge.train.config import load_config, to_dict
@@ -218,8 +219,8 @@ class _State:
         self.G.load_state_dict(ck["G"])
         self.D.load_state_dict(ck["D"])
         self.G_ema.load_state_dict(ck["G_ema"])
-        self.opt_g.load_state_dict(ck["opt_g"])
-        self.opt_d.load_state_dict(ck["opt_d"])
+        load_optimizer(self.opt_g, ck["opt_g"])
+        load_optimizer(self.opt_d, ck["opt_d"])
         self.step = int(ck["step"])
         self.pl_mean = ck["pl_mean"]
         self.seconds = float(ck.get("seconds", 0.0))
