@@ -34,10 +34,8 @@ def test_generated_pairs_are_reconstructed(tr):
 
 def test_sketches_translate_closer_to_their_faces_than_to_other_faces(tr):
     out = sf.render_seeds(list(range(9_000_000, 9_000_016)), 64, outputs=("image", "sketch"))
-    sketch = out["sketch"]
-    sketch = sketch.expand(-1, 3, -1, -1) if sketch.shape[1] == 1 else sketch
     with torch.no_grad():
-        faces = tr.translate(sketch).clamp(-1, 1)
+        faces = tr.translate(out["sketch"]).clamp(-1, 1)  # 1-channel sketches: translate repeats them to RGB
     assert faces.shape == (16, 3, 64, 64)
     net = stylebridge.load("synthfaces-domain")
     with torch.no_grad():
