@@ -299,6 +299,24 @@ def test_gradual_style_blocks_follow_input_size():
         enc(torch.zeros(1, 3, 32, 32))
 
 
+def test_narrow_style_heads(tmp_path):
+    # style_width narrows the map2style convs; the final linear still gives w_dim, and the config round-trips.
+    cfg = PSPEncoderConfig(num_ws=10, w_dim=8, input_size=64, input_width=4, widths=(4, 8, 16, 32), se_reduction=2,
+                           style_width=4)
+    enc = PSPEncoder(cfg).eval()
+    assert enc.styles[0].convs[0].weight.shape == (4, 32, 3, 3) and enc.styles[9].linear.weight.shape == (8, 4)
+    official = PSPEncoder(PSPEncoderConfig(**{**cfg.to_dict(), "style_width": None}))
+    assert official.styles[0].convs[0].weight.shape == (8, 32, 3, 3)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    enc.save_pretrained(tmp_path / "e")
+    again = PSPEncoder.from_pretrained(tmp_path / "e")
+    assert again.config.style_width == 4
+    with torch.no_grad():
+        assert enc(x).shape == (2, 10, 8) and torch.equal(again(x), enc(x))
+    with pytest.raises(ValueError, match="style_width"):
+        PSPEncoderConfig(style_width=0)
+
+
 def test_learn_in_w_encoder_any_size():
     model = PSP(tiny_config(learn_in_w=True)).eval()
     assert model.latent_avg.shape == (1, 16)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from stylebridge.train.actmap import (
     validate,
 )
 from stylebridge.train.config import ConfigError
+from torchrun_helper import run_torchrun
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "actmap" / "tiny.yaml"
@@ -175,15 +175,12 @@ train_actmap(cfg, sys.argv[2], progress=False)
 
 @pytest.mark.integration
 def test_torchrun_two_processes_match_one_process(gen_dir, tmp_path):
-    torchrun = shutil.which("torchrun") or pytest.fail("torchrun not found")
     script = tmp_path / "launch.py"
     script.write_text(LAUNCHER)
     overrides = [f"generator.path={gen_dir}", "optim.steps=4", "log.val_n=0", "log.sample_every=100"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    res = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29533", str(script), str(TINY),
-                          str(tmp_path / "ddp"), *overrides], capture_output=True, text=True, timeout=300, env=env)
-    assert res.returncode == 0, res.stderr[-2000:]
+    run_torchrun([str(script), str(TINY), str(tmp_path / "ddp"), *overrides], env=env)
     assert json.loads((tmp_path / "ddp" / "ranks.json").read_text()) == {"world": 2, "max_param_diff": 0.0}
     assert (tmp_path / "ddp" / "translator" / "model.safetensors").is_file()
     subprocess.run([sys.executable, str(script), str(TINY), str(tmp_path / "one"), *overrides], check=True,

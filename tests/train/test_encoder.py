@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from stylebridge.models.irse import IRSEBackbone, IRSEBackboneConfig
 from stylebridge.models.psp import PSP
 from stylebridge.train.config import ConfigError
 from stylebridge.train.encoder import load_encoder_config, train_encoder
+from torchrun_helper import run_torchrun
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "encoder"
 
@@ -142,16 +142,12 @@ def _env() -> dict:
 
 @pytest.mark.integration
 def test_torchrun_two_processes_match_one_process(tmp_path, generator):
-    torchrun = shutil.which("torchrun") or pytest.fail("torchrun not found")
     script = tmp_path / "run.py"
     script.write_text("import sys\nimport torch\nfrom stylebridge.train.encoder import load_encoder_config, "
                       "train_encoder\ntorch.set_num_threads(1)\ncfg = load_encoder_config(sys.argv[1], sys.argv[3:])\n"
                       "train_encoder(cfg, sys.argv[2], progress=False)\n")
     overrides = [f"model.generator={generator}", "optim.steps=2", "log.checkpoint_every=2", "log.sample_every=2"]
-    res = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29537", str(script),
-                          str(CONFIGS / "tiny-psp.yaml"), str(tmp_path / "ddp"), *overrides], capture_output=True,
-                         text=True, timeout=300, env=_env())
-    assert res.returncode == 0, res.stderr[-3000:]
+    run_torchrun([str(script), str(CONFIGS / "tiny-psp.yaml"), str(tmp_path / "ddp"), *overrides], env=_env())
     assert json.loads((tmp_path / "ddp" / "ranks.json").read_text()) == {"world": 2, "max_param_diff": 0.0}
     subprocess.run([sys.executable, str(script), str(CONFIGS / "tiny-psp.yaml"), str(tmp_path / "one"), *overrides],
                    check=True, timeout=300, env=_env())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import torch
 from stylebridge.train.augment import AdaptiveP, augment
 from stylebridge.train.config import ConfigError
 from stylebridge.train.gan import load_gan_config, train_gan
+from torchrun_helper import run_torchrun
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "gan" / "tiny.yaml"
 
@@ -160,12 +160,8 @@ def _env() -> dict:
 
 @pytest.mark.integration
 def test_torchrun_two_processes_match_one_process(tmp_path):
-    torchrun = shutil.which("torchrun") or pytest.fail("torchrun not found")
     common = ["--config", str(TINY), "--set", "augment.kind=none", "optim.steps=4"]
-    res = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "stylebridge", "train",
-                          "gan", "--out", str(tmp_path / "ddp"), *common], capture_output=True, text=True,
-                         timeout=300, env=_env())
-    assert res.returncode == 0, res.stderr[-2000:]
+    run_torchrun(["-m", "stylebridge", "train", "gan", "--out", str(tmp_path / "ddp"), *common], env=_env())
     assert json.loads((tmp_path / "ddp" / "ranks.json").read_text()) == {"world": 2, "max_param_diff": 0.0}
     train_gan(load_gan_config(TINY, ["augment.kind=none", "optim.steps=4"]), tmp_path / "one", progress=False)
     a, b = _ckpt(tmp_path / "ddp"), _ckpt(tmp_path / "one")

@@ -263,7 +263,10 @@ def load_coach_checkpoint(obj: dict[str, Any], part: str | None, src: str) -> tu
             cls = E4EEncoderConfig if kind == "e4e" else PSPEncoderConfig
             coarse, middle = cls.coarse_ind, cls.middle_ind  # the official constants (3, 7)
             input_size = _input_size(enc, n_style_blocks, coarse, middle, f"{src}[encoder]")
-            enc_cfg = cls(num_ws=n_style_blocks, w_dim=w_dim, input_size=input_size, **trunk)
+            # Official heads are w_dim wide; a narrower first conv is a stylebridge style_width export.
+            hidden = int(enc["styles.0.convs.0.weight"].shape[0])
+            enc_cfg = cls(num_ws=n_style_blocks, w_dim=w_dim, input_size=input_size,
+                          style_width=None if hidden == w_dim else hidden, **trunk)
         config_cls = E4EConfig if family == "e4e" else PSPConfig
         cfg = config_cls(encoder=enc_cfg, decoder=decoder.config, resize_to=PSP_FACE_POOL)
     except (KeyError, StopIteration) as exc:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -89,12 +90,36 @@ class PretrainedModel(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def save_pretrained(self, directory: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created); files replaced atomically."""
+    def save_pretrained(self, directory: str | os.PathLike, metadata: dict[str, Any] | None = None, *,
+                        dtype: torch.dtype | None = None, shared: dict[str, str] | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created); files replaced atomically.
+
+        ``dtype`` (e.g. ``torch.float16``) stores the floating-point tensors in that type, halving a shipped file;
+        loading casts them back to the model's dtype. ``shared`` maps a state-dict prefix (``"decoder."``) to a
+        shipped model's name: those tensors are not written but taken from that model at load time (a shipped
+        encoder does not carry a second copy of its shipped generator); a SHA-256 digest of them is stored and
+        checked on load.
+        """
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        doc = {"model_type": self.model_type, "format_version": FORMAT_VERSION, "config": self.config.to_dict()}
+        doc: dict[str, Any] = {"model_type": self.model_type, "format_version": FORMAT_VERSION,
+                               "config": self.config.to_dict()}
+        links = []
+        for prefix, name in (shared or {}).items():
+            from stylebridge.registry import resolve
+
+            part = {k[len(prefix):]: state.pop(k) for k in [k for k in state if k.startswith(prefix)]}
+            if not part:
+                raise ValueError(f"shared: no weights under {prefix!r} in this {type(self).__name__}")
+            if resolve(name) is None:
+                raise ValueError(f"shared: {name!r} is not a shipped model")
+            links.append({"prefix": prefix, "model": name, "sha256": _digest(part)})
+        if links:
+            doc["shared_weights"] = links
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+            doc["stored_dtype"] = str(dtype).removeprefix("torch.")
         if metadata:
             doc["metadata"] = metadata
         atomic_write(out / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"model_type": self.model_type}))
@@ -115,8 +140,37 @@ class PretrainedModel(nn.Module):
             state = load_file(str(weights), device=str(map_location))
         except Exception as exc:  # safetensors raises several types for truncated/corrupt files
             raise CheckpointError(f"{weights}: cannot read safetensors file ({exc})") from exc
+        for link in doc.get("shared_weights", []):
+            state.update(_shared_part(link, Path(directory), map_location))
         check_state_dict(model, state, str(weights))
         return model.eval()
+
+
+def _digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's keys and values (floats as fp32, so a stored dtype does not change it)."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu()
+        t = t.float() if t.is_floating_point() else t
+        h.update(k.encode())
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _shared_part(link: dict[str, Any], directory: Path, map_location: str | torch.device) -> dict[str, torch.Tensor]:
+    """The tensors a folder takes from a shipped model (``shared_weights`` in its config), digest-checked."""
+    from stylebridge.registry import resolve
+
+    name, prefix = link.get("model"), link.get("prefix")
+    src = resolve(str(name)) if isinstance(name, str) else None
+    if src is None or not isinstance(prefix, str):
+        raise CheckpointError(f"{directory / CONFIG_NAME}: shares weights with {name!r}, which is not a shipped model "
+                              "of this installation")
+    part = PretrainedModel.from_pretrained(src, map_location=map_location).state_dict()
+    if _digest(part) != link.get("sha256"):
+        raise CheckpointError(f"{directory / CONFIG_NAME}: the shipped model {name!r} is not the one these weights "
+                              "were saved with (digest differs)")
+    return {prefix + k: v for k, v in part.items()}
 
 
 def read_native_config(directory: str | os.PathLike) -> dict[str, Any]:

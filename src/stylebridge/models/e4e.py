@@ -52,6 +52,7 @@ class E4EEncoderConfig:
     se_reduction: int = 16
     coarse_ind: int = 3
     middle_ind: int = 7
+    style_width: int | None = None  # map2style conv channels; None: w_dim (official). See PSPEncoderConfig.
 
     def __post_init__(self) -> None:
         validate_encoder_config(self)

@@ -64,6 +64,8 @@ def validate_encoder_config(c: Any) -> None:
     for name in ("num_ws", "w_dim", "in_channels", "input_width", "se_reduction"):
         if getattr(c, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(c, name)}")
+    if c.style_width is not None and c.style_width < 1:
+        raise ValueError(f"style_width must be >= 1 or None (= w_dim), got {c.style_width}")
     side = c.input_size // 16
     if c.input_size % 16 or side < 1 or side & (side - 1):
         raise ValueError(f"input_size must be 16 times a power of two (e.g. 256), got {c.input_size}")
@@ -98,6 +100,9 @@ class PSPEncoderConfig:
     learn_in_w: bool = False  # BackboneEncoderUsingLastLayerIntoW: one w for every row, no pyramid
     coarse_ind: int = 3  # rows [0, coarse_ind) read the coarsest pyramid level
     middle_ind: int = 7  # rows [coarse_ind, middle_ind) the middle one, the rest the finest
+    # Channels of the map2style convs. None: w_dim, the official layout. A smaller width (a final linear maps to
+    # w_dim) shrinks the heads, which hold most of the weights when the trunk is scaled down.
+    style_width: int | None = None
 
     def __post_init__(self) -> None:
         validate_encoder_config(self)
@@ -113,24 +118,25 @@ class GradualStyleBlock(nn.Module):
     """map2style: stride-2 3x3 convs + LeakyReLU(0.01) down to 1x1, then an EqualLinear.
 
     [N, in_channels, spatial, spatial] → [N, out_channels]; ``spatial`` a power of two (log2(spatial) convs, at
-    least one).
+    least one). The convs have ``hidden`` channels (default ``out_channels``, the official block).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, spatial: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, spatial: int, hidden: int | None = None) -> None:
         super().__init__()
-        self.out_channels, self.spatial = out_channels, spatial
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, 2, 1), nn.LeakyReLU()]
+        hidden = out_channels if hidden is None else hidden
+        self.hidden, self.spatial = hidden, spatial
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, hidden, 3, 2, 1), nn.LeakyReLU()]
         for _ in range(int(math.log2(spatial)) - 1):
-            layers += [nn.Conv2d(out_channels, out_channels, 3, 2, 1), nn.LeakyReLU()]
+            layers += [nn.Conv2d(hidden, hidden, 3, 2, 1), nn.LeakyReLU()]
         self.convs = nn.Sequential(*layers)
-        self.linear = EqualLinear(out_channels, out_channels)
+        self.linear = EqualLinear(hidden, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.convs(x)
         if x.shape[2:] != (1, 1):
             raise ValueError(f"GradualStyleBlock for {self.spatial} px features got a {tuple(x.shape[2:])} result "
                              "after its convs; the input size does not fit the encoder config")
-        return self.linear(x.reshape(x.shape[0], self.out_channels))
+        return self.linear(x.reshape(x.shape[0], self.hidden))
 
 
 def _upsample_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -150,7 +156,8 @@ class GradualEncoderBase(PretrainedModel):
         self._taps = stage_ends(c.num_layers)[1:]
         if pyramid:
             top = c.widths[3]
-            self.styles = nn.ModuleList(GradualStyleBlock(top, c.w_dim, _style_spatial(c, i)) for i in range(c.num_ws))
+            self.styles = nn.ModuleList(GradualStyleBlock(top, c.w_dim, _style_spatial(c, i), c.style_width)
+                                        for i in range(c.num_ws))
             self.latlayer1 = nn.Conv2d(c.widths[2], top, 1)
             self.latlayer2 = nn.Conv2d(c.widths[1], top, 1)
 

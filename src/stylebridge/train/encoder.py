@@ -116,6 +116,7 @@ class ModelConfig:
     input_width: int = 64  # channels of the input layer
     widths: tuple[int, ...] = (64, 128, 256, 512)  # the four IR-SE stages (the last is the pyramid width)
     se_reduction: int = 16
+    style_width: int | None = None  # map2style conv channels (None: w_dim, the official heads)
     learn_in_w: bool = False  # pSp only: one w for every layer (BackboneEncoderUsingLastLayerIntoW)
     # Start from: an ArcFace IR-SE file (model_ir_se50.pth: the trunk, as pSp/e4e do; the input layer only for RGB
     # inputs) or a pSp / e4e model (its encoder weights and latent_avg). None: random initialisation.
@@ -270,7 +271,7 @@ def build_encoder(cfg: EncoderTrainConfig, G: StyleGAN2Generator, in_channels: i
     m = cfg.model
     enc_kw: dict[str, Any] = dict(num_ws=G.num_ws, w_dim=G.w_dim, in_channels=in_channels, input_size=resolution,
                                   num_layers=m.num_layers, mode=m.mode, input_width=m.input_width, widths=m.widths,
-                                  se_reduction=m.se_reduction)
+                                  se_reduction=m.se_reduction, style_width=m.style_width)
     model: PSP | E4E
     if m.arch == "e4e":
         model = E4E(E4EConfig(encoder=E4EEncoderConfig(**enc_kw), decoder=G.config, resize_to=resolution))
