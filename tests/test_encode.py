@@ -13,13 +13,13 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 import stylebridge
-from stylebridge import StyleGAN2Config
+from stylebridge import StyleGAN2Config, StyleGAN2Generator
 from stylebridge.data import synthfaces as sf
 from stylebridge.data.export import export_synthfaces
 from stylebridge.data.paired import load_input
 from stylebridge.encode import default_latent_mask, encode_folder, input_preview, translate_folder
 from stylebridge.imageio import to_uint8
-from stylebridge.metrics.encoder import evaluate_encoder, report_markdown
+from stylebridge.metrics.encoder import evaluate_encoder, latent_statistics, report_markdown
 from stylebridge.models.e4e import E4E, E4EConfig, E4EEncoderConfig
 from stylebridge.models.psp import PSP, PSPConfig, PSPEncoderConfig
 
@@ -147,6 +147,20 @@ def test_evaluate_encoder_names_its_networks(tmp_path):
     assert 0 <= report["attributes"]["accuracy_mean"] <= 1
     assert {(r["precision"], r["batch"]) for r in report["timing"]["rows"]} == {
         ("fp32", 1), ("fp32", 8), ("bf16", 1), ("bf16", 8)}
+    lat = report["latents"]
+    assert lat["row_spread"] >= 0 and lat["to_w_avg_real"] > 0 and lat["to_nearest_w_real"] > 0
     text = report_markdown(report)
-    assert "synthfaces-domain predict" in text and "| bf16 | 8 |" in text
+    assert "synthfaces-domain predict" in text and "| bf16 | 8 |" in text and "to the nearest mapped w" in text
     json.dumps(report)
+
+
+def test_latent_statistics_of_mapped_w():
+    G = StyleGAN2Generator(StyleGAN2Config(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_divisor=32))
+    G.compute_w_avg()
+    with torch.no_grad():
+        ref = G.map(torch.randn(70, 16, generator=torch.Generator().manual_seed(3)))[:60]  # the statistic's own w
+    repeated = ref[:10, None].expand(10, G.num_ws, 16)
+    stats = latent_statistics(repeated, G, n_real=60, seed=3)
+    assert stats["row_spread"] < 1e-5 and stats["to_nearest_w"] == pytest.approx(0, abs=1e-2)  # cdist: matmul form
+    spread = latent_statistics(repeated + torch.randn(10, G.num_ws, 16), G, n_real=60, seed=3)
+    assert spread["row_spread"] > 1 and spread["to_nearest_w"] > 0.5

@@ -181,7 +181,7 @@ def test_bad_inputs_give_one_line_errors(T16):
     T = T16
     cases = [
         (lambda: T.translate(images(2)[0]), ValueError, r"add a batch dimension"),
-        (lambda: T.translate(images(2, 16, 2)), ValueError, r"3 channels \(or 1"),
+        (lambda: T.translate(images(2, 16, 2)), ValueError, r"3 channels \(1 repeated"),
         (lambda: T.translate((images(2) * 127.5 + 127.5).to(torch.uint8)), ValueError, r"float in \[-1, 1\]"),
         (lambda: T.translate(images(2) * 127.5 + 127.5), ValueError, r"x / 127.5 - 1"),
         (lambda: T.translate(images(2), w=torch.zeros(2, 7)), ValueError, r"w must be \[16\]"),
@@ -287,3 +287,17 @@ def test_evaluation_functions(T16, tmp_path, monkeypatch):
 
     monkeypatch.setattr(emoji, "render_emoji", no_font)
     assert emoji_grid({"actmap": fn}, tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
+
+
+def test_prepare_images_converts_channels_and_refuses_the_rest():
+    from stylebridge.models.actmap import prepare_images
+
+    gray = torch.rand(2, 1, 8, 8) * 2 - 1
+    assert torch.equal(prepare_images(gray, 3, 8), gray.expand(-1, 3, -1, -1))
+    rgb = torch.stack([torch.full((8, 8), v) for v in (1.0, -1.0, 0.5)])[None]
+    luma = prepare_images(rgb, 1, 8)
+    assert luma.shape == (1, 1, 8, 8)
+    torch.testing.assert_close(luma, torch.full((1, 1, 8, 8), 0.299 - 0.587 + 0.5 * 0.114))
+    assert prepare_images(rgb, 1, 4).shape == (1, 1, 4, 4)
+    with pytest.raises(ValueError, match="must have 3 channels"):
+        prepare_images(torch.zeros(1, 4, 8, 8), 3, 8)

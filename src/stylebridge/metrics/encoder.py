@@ -6,6 +6,8 @@
 * MSE (and PSNR) of the output against the task's target, images in [-1, 1];
 * a perceptual distance, named (LPIPS with the user's weights, else the domain network's distance);
 * the domain network's identity similarity of output and target, named;
+* where the codes lie (`latent_statistics`): the spread of the W+ rows around their mean, the distance to w_avg and
+  to the nearest of 5,000 mapped w, each next to the same figure for mapped w (e4e's point: codes near W edit well);
 * attribute accuracy: the domain network's ``predict`` on the outputs against the target faces' true attributes,
   scored as `stylebridge.train.domain_net.evaluate_domain_network` does (categories: exact; continuous: within
   ±0.1), next to the same network's accuracy on the targets themselves (what a perfect output would score);
@@ -30,7 +32,7 @@ from stylebridge.models.psp import StyleEncoderModel
 from stylebridge.runtime import pick_device
 from stylebridge.train.domain_net import HELD_OUT_SEED
 
-__all__ = ["attribute_scores", "evaluate_encoder", "report_markdown", "time_encoder"]
+__all__ = ["attribute_scores", "evaluate_encoder", "latent_statistics", "report_markdown", "time_encoder"]
 
 
 def attribute_scores(pred: dict[str, torch.Tensor], truth: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -111,7 +113,7 @@ def evaluate_encoder(model: StyleEncoderModel | str | os.PathLike, task: str = "
     net = net.to(dev).eval()
     dist = perceptual_distance(perceptual, lpips_backbone, lpips_heads, domain).to(dev)
     resize = side if side != m.decoder.resolution else False
-    sq_err, psnr, perc, ident = [], [], [], []
+    sq_err, psnr, perc, ident, codes = [], [], [], [], []
     preds_out: dict[str, list[torch.Tensor]] = {}
     preds_tgt: dict[str, list[torch.Tensor]] = {}
     truth: dict[str, list[torch.Tensor]] = {}
@@ -122,7 +124,9 @@ def evaluate_encoder(model: StyleEncoderModel | str | os.PathLike, task: str = "
         y = torch.stack([i[1] for i in items]).to(dev)
         seeds = [int(i[2]["seed"]) for i in items]
         with ac:
-            out = m(x, resize=resize, noise_mode="const").float()
+            w_plus = m.encode(x)
+            out = m.decode(w_plus, resize=resize, noise_mode="const").float()
+        codes.append(w_plus.float().cpu())
         err = (out - y).square().flatten(1).mean(1)
         sq_err.append(err.cpu())
         psnr.append((10 * torch.log10(4.0 / err.clamp_min(1e-12))).cpu())  # peak-to-peak 2 for [-1, 1]
@@ -150,11 +154,33 @@ def evaluate_encoder(model: StyleEncoderModel | str | os.PathLike, task: str = "
                        "accuracy_mean": sum(acc_out.values()) / len(acc_out),
                        "accuracy_mean_on_targets": sum(acc_tgt.values()) / len(acc_tgt),
                        "per_attribute": {k: {"output": acc_out[k], "target": acc_tgt[k]} for k in acc_out}},
+        "latents": latent_statistics(torch.cat(codes), m.decoder),
     }
     if timing:
         report["timing"] = {"device": str(dev), "threads": torch.get_num_threads(),
                             "rows": time_encoder(m, repeats=timing_repeats, device=dev)}
     return report
+
+
+@torch.no_grad()
+def latent_statistics(w_plus: torch.Tensor, G: Any, n_real: int = 5000, seed: int = 1) -> dict[str, float]:
+    """Where codes [N, num_ws, w_dim] lie relative to the generator's W: ``row_spread`` (mean distance of a code's
+    rows to their mean; 0 for a w repeated), ``to_w_avg`` (mean row distance to w_avg) and ``to_nearest_w`` (mean
+    row distance to the nearest of ``n_real`` mapped w), with ``*_real`` the same for mapped w (nearest among the
+    other mapped w)."""
+    dev = G.w_avg.device
+    z = torch.randn(n_real + 500, G.z_dim, generator=torch.Generator().manual_seed(seed))
+    real = G.map(z.to(dev)).float().cpu()
+    ref, probe = real[:n_real], real[n_real:]
+    w_avg = G.w_avg.float().cpu()
+    rows = w_plus.float().cpu().reshape(-1, w_plus.shape[-1])
+    nearest = torch.cat([torch.cdist(r, ref).min(1).values for r in rows.split(4096)])
+    return {"row_spread": float((w_plus - w_plus.mean(1, keepdim=True)).norm(dim=-1).mean()),
+            "to_w_avg": float((rows - w_avg).norm(dim=-1).mean()),
+            "to_w_avg_real": float((probe - w_avg).norm(dim=-1).mean()),
+            "to_nearest_w": float(nearest.mean()),
+            "to_nearest_w_real": float(torch.cdist(probe, ref).min(1).values.mean()),
+            "n_real": n_real}
 
 
 def report_markdown(report: dict[str, Any]) -> str:
@@ -174,6 +200,12 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"{report['attributes']['accuracy_mean']:.3f} (targets: "
         f"{report['attributes']['accuracy_mean_on_targets']:.3f}) | {report['attributes']['network']} |",
     ]
+    if "latents" in report:
+        lat = report["latents"]
+        lines += ["", f"Codes (W+ of {report['n']} faces) against the generator's W ({lat['n_real']:,} mapped w): row "
+                  f"spread {lat['row_spread']:.2f} (a w repeated: 0); distance to w_avg {lat['to_w_avg']:.2f} "
+                  f"(mapped w: {lat['to_w_avg_real']:.2f}); to the nearest mapped w {lat['to_nearest_w']:.2f} "
+                  f"(mapped w: {lat['to_nearest_w_real']:.2f}). Codes near W edit like generated faces."]
     if "timing" in report:
         t = report["timing"]
         lines += ["", f"Speed ({t['device']}, {t['threads']} threads):", "",

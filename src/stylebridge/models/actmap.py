@@ -195,8 +195,9 @@ class ActivationMapEncoder(PretrainedModel):
 def prepare_images(images: torch.Tensor, channels: int, size: int) -> torch.Tensor:
     """Check and convert images for an encoder: [N, C, H, W] float in [-1, 1] → [N, channels, size, size].
 
-    1-channel inputs (sketches, grayscale) are repeated to 3 channels; other sizes are resized (bilinear,
-    antialiased when shrinking). Raises a one-line ValueError for anything else.
+    1-channel inputs (sketches, grayscale) are repeated to 3 channels, and RGB inputs for a 1-channel encoder (a
+    sketch model) become their luma (ITU-R BT.601 weights); other sizes are resized (bilinear, antialiased when
+    shrinking). Raises a one-line ValueError for anything else.
     """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a tensor [N, C, H, W] in [-1, 1], got {type(images).__name__}")
@@ -210,8 +211,12 @@ def prepare_images(images: torch.Tensor, channels: int, size: int) -> torch.Tens
     if images.shape[1] != channels:
         if images.shape[1] == 1 and channels == 3:
             images = images.expand(-1, 3, -1, -1)
+        elif images.shape[1] == 3 and channels == 1:
+            luma = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype, device=images.device)
+            images = (images * luma.view(1, 3, 1, 1)).sum(1, keepdim=True)
         else:
-            raise ValueError(f"images must have {channels} channels (or 1, repeated), got {images.shape[1]}")
+            raise ValueError(f"images must have {channels} channels (1 repeated to 3, or RGB to 1 as luma), got "
+                             f"{images.shape[1]}")
     peak = float(images.detach().abs().amax())
     if not math.isfinite(peak) or peak > 2.0:
         raise ValueError(f"images must be in [-1, 1], got values up to {peak:g} (for [0, 255] use x / 127.5 - 1)")
