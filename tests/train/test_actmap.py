@@ -118,7 +118,7 @@ def test_perceptual_loss_and_bf16(gen_dir, tmp_path):
 
 def test_input_augmentation_ops_and_rank_slicing(monkeypatch):
     x = torch.rand(6, 3, 16, 16) * 2 - 1
-    ops = ("blur", "color", "grayscale", "edges", "cutout")
+    ops = ("blur", "color", "grayscale", "edges", "cutout", "cartoon")
     for op in ops:
         y = augment_inputs(x, InputAugmentSection(**{op: 1.0}), torch.Generator().manual_seed(0), 6)
         assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
@@ -127,12 +127,21 @@ def test_input_augmentation_ops_and_rank_slicing(monkeypatch):
     gray = augment_inputs(x, InputAugmentSection(grayscale=1.0), torch.Generator(), 6)
     assert torch.allclose(gray[:, 0], gray[:, 1])
     # Rank r of 2 gets samples r, r+2, …: two half batches draw what the whole batch draws.
-    cfg = InputAugmentSection(blur=0.5, color=0.5, grayscale=0.3, edges=0.3, cutout=0.5)
+    cfg = InputAugmentSection(blur=0.5, color=0.5, grayscale=0.3, edges=0.3, cutout=0.5, cartoon=0.5)
     full = augment_inputs(x, cfg, torch.Generator().manual_seed(1), 6)
     for rank in (0, 1):
         monkeypatch.setattr(am, "world", lambda rank=rank: (rank, 2))
         part = augment_inputs(x[rank::2], cfg, torch.Generator().manual_seed(1), 6)
         torch.testing.assert_close(part, full[rank::2])
+
+
+def test_cartoon_augmentation_flattens_colours():
+    x = torch.rand(8, 3, 16, 16) * 2 - 1  # 256 distinct values per channel
+    y = augment_inputs(x, InputAugmentSection(cartoon=1.0), torch.Generator().manual_seed(0), 8)
+    levels = [max(len(torch.unique(img[c])) for c in range(3)) for img in y]
+    assert min(levels) <= 6  # flat colours only: 3–6 levels per channel
+    assert max(levels) < 256  # with outlines: flat colours darkened along edges
+    assert y.min() >= -1 and y.max() <= 1
 
 
 def test_learning_rate_schedule():
@@ -188,3 +197,18 @@ def test_torchrun_two_processes_match_one_process(gen_dir, tmp_path):
     a, b = _ckpt(tmp_path / "ddp"), _ckpt(tmp_path / "one")
     for k in a["encoder"]:
         torch.testing.assert_close(a["encoder"][k], b["encoder"][k], atol=1e-4, rtol=1e-4, msg=k)
+
+
+def test_init_from_starts_from_a_translators_encoder(gen_dir, tmp_path):
+    cfg = tiny(gen_dir)
+    torch.manual_seed(5)
+    src = am.build_translator(cfg, stylebridge.load(gen_dir))
+    src.save_pretrained(tmp_path / "src")
+    st = am._new_state(tiny(gen_dir, f"encoder.init_from={tmp_path / 'src'}"))
+    for k, v in src.encoder.state_dict().items():
+        assert torch.equal(st.model.encoder.state_dict()[k], v), k
+    fresh = am._new_state(cfg)  # without it: the seeded random initialisation, not the source's
+    first = next(iter(src.encoder.state_dict()))
+    assert not torch.equal(fresh.model.encoder.state_dict()[first], src.encoder.state_dict()[first])
+    with pytest.raises(ValueError, match=r"encoder.init_from .*differs from encoder.\* in \['width'\]"):
+        am._new_state(tiny(gen_dir, f"encoder.init_from={tmp_path / 'src'}", "encoder.width=16"))

@@ -71,6 +71,9 @@ class EncoderSection:
     final_blocks: int = 2
     global_context: bool = True
     predict_img: bool = True  # also predict the running RGB skip image b{r/2}.img (exact migration)
+    # Start from this translator's encoder (shipped name or folder; same layer, architecture and generator), e.g.
+    # to fine-tune the shipped translator with other augmentation. None: random initialisation.
+    init_from: str | None = None
 
 
 @dataclass
@@ -91,6 +94,10 @@ class InputAugmentSection:
     grayscale: float = 0.0
     edges: float = 0.0  # replaced by a Sobel edge map: dark lines on white, like a sketch
     cutout: float = 0.0  # a rectangle (20–50% of the side) filled with a random gray
+    # Flat colours (each channel quantised to 3–6 levels) and, for half of those, dark outlines from the edge map:
+    # the look of emoji and clip art. Applied last; its random numbers are drawn only when it is on (> 0), so
+    # configs without it keep their random stream.
+    cartoon: float = 0.0
 
 
 @dataclass
@@ -153,7 +160,7 @@ def _check_config(cfg: ActmapTrainConfig) -> None:
         raise ValueError(f"loss weights must be >= 0: {', '.join(neg)}")
     if not (lo.activation or lo.image_l2 or lo.perceptual or (lo.skip_img and cfg.encoder.predict_img)):
         raise ValueError("every loss weight is 0: nothing to train")
-    probs = {k: getattr(a, k) for k in ("blur", "color", "grayscale", "edges", "cutout")}
+    probs = {k: getattr(a, k) for k in ("blur", "color", "grayscale", "edges", "cutout", "cartoon")}
     bad = [f"augment.{k}={v}" for k, v in probs.items() if not 0 <= v <= 1]
     if bad:
         raise ValueError(f"augmentation probabilities must be in [0, 1]: {', '.join(bad)}")
@@ -264,6 +271,14 @@ def augment_inputs(x: torch.Tensor, cfg: InputAugmentSection, gen: torch.Generat
         fill = (u[:, 4] * 2 - 1).to(dt)[:, None, None, None]  # a gray in [-1, 1]
         m = inside[:, None].to(dt) * (pick < cfg.cutout).to(dt)[:, None, None, None]
         x = m * fill + (1 - m) * x
+    # Cartoon: flat colours, optionally with outlines (after the cut-out, so a cut-out patch is flat too).
+    if cfg.cartoon > 0:
+        pick, u = draw(), draw(2)
+        levels = (3 + (u[:, 0] * 4).floor().clamp(max=3)).to(dt)[:, None, None, None]  # 3–6 levels
+        y = torch.round((x.clamp(-1, 1) + 1) / 2 * (levels - 1)) / (levels - 1) * 2 - 1
+        outline = (u[:, 1] < 0.5).to(dt)[:, None, None, None]
+        y = outline * torch.minimum(y, _edges(x)) + (1 - outline) * y  # edges: dark lines on white
+        x = blend(cfg.cartoon, y, x, pick)
     return x.clamp(-1, 1)
 
 
@@ -318,11 +333,26 @@ class _State:
         torch.set_rng_state(ck["torch_rng"].cpu())
 
 
+def _init_encoder(model: ActivationMapTranslator, spec: str) -> None:
+    """Copy the encoder weights of the translator ``spec`` into ``model`` (one-line errors when they do not fit)."""
+    from stylebridge.translate import load_translator
+
+    src = load_translator(spec)
+    if src.generator.config.to_dict() != model.generator.config.to_dict():
+        raise ValueError(f"encoder.init_from {spec}: translates through another generator architecture")
+    if src.encoder.config.to_dict() != model.encoder.config.to_dict():
+        diff = sorted(k for k, v in model.encoder.config.to_dict().items() if src.encoder.config.to_dict().get(k) != v)
+        raise ValueError(f"encoder.init_from {spec}: its encoder differs from encoder.* in {diff}")
+    model.encoder.load_state_dict(src.encoder.state_dict())
+
+
 def _new_state(cfg: ActmapTrainConfig) -> _State:
     o = cfg.optim
     G = load_generator(cfg.generator.path).to(device())
     torch.manual_seed(o.seed)
     model = build_translator(cfg, G)
+    if cfg.encoder.init_from:
+        _init_encoder(model, cfg.encoder.init_from)
     broadcast_module(model.encoder)
     opt = torch.optim.Adam(model.encoder.parameters(), lr=o.lr, betas=(o.beta1, o.beta2),
                            weight_decay=o.weight_decay)
