@@ -27,7 +27,7 @@ from stylebridge.imageio import save_grid
 from stylebridge.io.atomic import atomic_write_text
 from stylebridge.metrics.encoder import evaluate_encoder, report_markdown
 from stylebridge.models.e4e import E4E
-from stylebridge.models.psp import mix_latents
+from stylebridge.models.psp import StyleEncoderModel, mix_latents
 from stylebridge.train.domain_net import HELD_OUT_SEED
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,10 +37,9 @@ from ship_generator import _cpu, _duration  # noqa: E402
 GRID_FACES = 8
 
 
-def _grid(model_dir: Path, task: str, out: Path, samples: int) -> None:
-    """Rows: input | output (mean-free encode → decode) | target, then ``samples`` rows of multi-modal outputs
-    (the fine rows mixed with random w, as `stylebridge translate --samples`); 8 held-out faces as columns."""
-    m = load_encoder(model_dir).eval()
+def _grid(m: StyleEncoderModel, task: str, out: Path, samples: int) -> None:
+    """Rows: input | output (encode → decode) | target, then ``samples`` rows of multi-modal outputs (the fine rows
+    mixed with random w, as `stylebridge translate --samples`); 8 held-out faces as columns."""
     side = m.config.encoder.input_size
     ds = SynthFacesPairs(task, side, length=GRID_FACES, seed=HELD_OUT_SEED)
     items = ds.__getitems__(list(range(GRID_FACES)))
@@ -87,7 +86,7 @@ def main() -> None:
     atomic_write_text(out / "eval.json", json.dumps({"fp32": fp32, "bf16": bf16, "run_weights_fp32": run32},
                                                     indent=2) + "\n")
     grid = ROOT / "docs" / f"{args.name}.png"
-    _grid(out, task, grid, args.samples)
+    _grid(shipped.eval(), task, grid, args.samples)
 
     log = [json.loads(line) for line in (args.run / "log.jsonl").read_text().splitlines() if line.strip()]
     last = [r for r in log if "loss" in r][-1]

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from stylebridge.io.atomic import atomic_write, atomic_write_text
+from stylebridge.registry import resolve
 
 __all__ = ["MODEL_TYPES", "CheckpointError", "PretrainedModel", "check_state_dict", "config_from_dict"]
 
@@ -107,8 +108,6 @@ class PretrainedModel(nn.Module):
                                "config": self.config.to_dict()}
         links = []
         for prefix, name in (shared or {}).items():
-            from stylebridge.registry import resolve
-
             part = {k[len(prefix):]: state.pop(k) for k in [k for k in state if k.startswith(prefix)]}
             if not part:
                 raise ValueError(f"shared: no weights under {prefix!r} in this {type(self).__name__}")
@@ -159,8 +158,6 @@ def _digest(state: dict[str, torch.Tensor]) -> str:
 
 def _shared_part(link: dict[str, Any], directory: Path, map_location: str | torch.device) -> dict[str, torch.Tensor]:
     """The tensors a folder takes from a shipped model (``shared_weights`` in its config), digest-checked."""
-    from stylebridge.registry import resolve
-
     name, prefix = link.get("model"), link.get("prefix")
     src = resolve(str(name)) if isinstance(name, str) else None
     if src is None or not isinstance(prefix, str):

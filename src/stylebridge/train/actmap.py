@@ -276,8 +276,7 @@ def augment_inputs(x: torch.Tensor, cfg: InputAugmentSection, gen: torch.Generat
         pick, u = draw(), draw(2)
         levels = (3 + (u[:, 0] * 4).floor().clamp(max=3)).to(dt)[:, None, None, None]  # 3–6 levels
         y = torch.round((x.clamp(-1, 1) + 1) / 2 * (levels - 1)) / (levels - 1) * 2 - 1
-        outline = (u[:, 1] < 0.5).to(dt)[:, None, None, None]
-        y = outline * torch.minimum(y, _edges(x)) + (1 - outline) * y  # edges: dark lines on white
+        y = blend(0.5, torch.minimum(y, _edges(x)), y, u[:, 1])  # half get outlines (edges: dark lines on white)
         x = blend(cfg.cartoon, y, x, pick)
     return x.clamp(-1, 1)
 
@@ -340,8 +339,9 @@ def _init_encoder(model: ActivationMapTranslator, spec: str) -> None:
     src = load_translator(spec)
     if src.generator.config.to_dict() != model.generator.config.to_dict():
         raise ValueError(f"encoder.init_from {spec}: translates through another generator architecture")
-    if src.encoder.config.to_dict() != model.encoder.config.to_dict():
-        diff = sorted(k for k, v in model.encoder.config.to_dict().items() if src.encoder.config.to_dict().get(k) != v)
+    have, want = src.encoder.config.to_dict(), model.encoder.config.to_dict()
+    if have != want:
+        diff = sorted(k for k, v in want.items() if have.get(k) != v)
         raise ValueError(f"encoder.init_from {spec}: its encoder differs from encoder.* in {diff}")
     model.encoder.load_state_dict(src.encoder.state_dict())
 
