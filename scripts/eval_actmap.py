@@ -11,7 +11,9 @@ Writes into ``--out``:
   encoder learned its target);
 * ``card_table.md``: the same as a Markdown table;
 * ``synthfaces_grid.png``: per kind, rows of input | each system | ground truth;
-* ``emoji_grid.png``: the emoji set (out of domain) through each system (skipped when the font is missing).
+* ``emoji_grid.png``: the emoji set (out of domain) through each system (skipped when the font is missing);
+* in both files, the Fréchet distance[domain network] of every system's translations of the whole emoji set to
+  rendered synthfaces, beside the untranslated emoji and a real-vs-real floor (``metrics.translation.emoji_realism``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from stylebridge.io.loading import load
 from stylebridge.metrics.translation import (
     EVAL_KINDS,
     emoji_grid,
+    emoji_realism,
     evaluate_translation,
     results_table,
     translation_grid,
@@ -70,14 +73,19 @@ def main() -> None:
         results[name] = evaluate_translation(fn, n=args.n, resolution=res, kinds=args.kinds, domain=args.domain)
         print(f"{name}: done", flush=True)
     generated = validate(translator, args.n)
+    realism = emoji_realism(systems, resolution=res, domain=args.domain) if args.emoji else None
     doc = {"model": str(args.model), "style": style or "mean w", "synthfaces": results,
-           "generated_pairs_own_w": generated}
+           "generated_pairs_own_w": generated, "emoji_realism": realism}
     (out / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
     table = results_table(results)
     gen_line = ", ".join(f"{k} {v:.4f}" for k, v in generated.items())
-    (out / "card_table.md").write_text(f"{table}\n\nHeld-out generated pairs, own w ({args.n}): {gen_line}\n")
-    print(table)
-    print(f"held-out generated pairs (own w): {gen_line}")
+    text = f"{table}\n\nHeld-out generated pairs, own w ({args.n}): {gen_line}\n"
+    if realism:
+        emoji_line = ", ".join(f"{k} {v:.3f}" for k, v in realism["distances"].items())
+        text += (f"\n{realism['metric']} of all {realism['n_emoji']} emoji against {realism['n_real']} rendered "
+                 f"synthfaces: {emoji_line}\n")
+    (out / "card_table.md").write_text(text)
+    print(text, end="")
     translation_grid(systems, out / "synthfaces_grid.png", resolution=res, kinds=args.kinds)
     if args.emoji:
         path = emoji_grid(systems, out / "emoji_grid.png", count=args.emoji, resolution=res)

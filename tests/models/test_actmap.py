@@ -255,6 +255,7 @@ def test_evaluation_functions(T16, tmp_path, monkeypatch):
     from stylebridge.metrics.translation import (
         EVAL_KINDS,
         emoji_grid,
+        emoji_realism,
         evaluate_translation,
         evaluation_inputs,
         results_table,
@@ -281,12 +282,19 @@ def test_evaluation_functions(T16, tmp_path, monkeypatch):
     path = emoji_grid({"actmap": fn}, tmp_path / "emoji.png", count=4, resolution=16)
     with Image.open(path) as img:
         assert img.size == (2 + 4 * 18, 2 + 2 * 18)  # 2 groups of (input | output) per row, 2 rows
+    # How synthfaces-like the translations of the whole set are: an identity "translator" scores the raw emoji.
+    real = emoji_realism({"same": lambda x: x, "actmap": fn}, resolution=16, n_real=8)
+    d = real["distances"]
+    assert real["metric"] == "FD[synthfaces-domain]" and (real["n_emoji"], real["n_real"]) == (5, 8)
+    assert d["same"] == pytest.approx(d["emoji (untranslated)"])
+    assert d["rendered synthfaces (floor)"] < d["emoji (untranslated)"] and d["actmap"] > 0
 
     def no_font(resolution, font_path=None):
         raise FileNotFoundError("emoji font NotoColorEmoji.ttf not found: apt-get install fonts-noto-color-emoji")
 
     monkeypatch.setattr(emoji, "render_emoji", no_font)
     assert emoji_grid({"actmap": fn}, tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
+    assert emoji_realism({"actmap": fn}, resolution=16) is None
 
 
 def test_prepare_images_converts_channels_and_refuses_the_rest():

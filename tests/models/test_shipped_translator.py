@@ -7,6 +7,8 @@ import torch
 
 import stylebridge
 from stylebridge.data import synthfaces as sf
+from stylebridge.data.emoji import find_emoji_font
+from stylebridge.metrics.translation import emoji_realism, translator_fn
 from stylebridge.models.actmap import ActivationMapTranslator
 from stylebridge.registry import resolve
 from stylebridge.train.actmap import validate
@@ -42,3 +44,13 @@ def test_sketches_translate_closer_to_their_faces_than_to_other_faces(tr):
         own = net.distance(faces, out["image"]).mean()
         other = net.distance(faces, out["image"].roll(1, 0)).mean()
     assert float(own) < float(other)
+
+
+@pytest.mark.skipif(find_emoji_font() is None,
+                    reason="emoji font missing: apt-get install fonts-noto-color-emoji")
+def test_emoji_translate_towards_synthfaces(tr):
+    # The card: FD[synthfaces-domain] of all 319 emoji against 5,000 faces, 39.4 untranslated, 19.4 translated.
+    # 1,000 faces here (faster); the gap is wide enough for either size.
+    res = emoji_realism({"actmap": translator_fn(tr)}, n_real=1000)
+    d = res["distances"]
+    assert d["actmap"] < 0.7 * d["emoji (untranslated)"]

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,7 @@ def test_perceptual_loss_and_bf16(gen_dir, tmp_path):
 
 def test_input_augmentation_ops_and_rank_slicing(monkeypatch):
     x = torch.rand(6, 3, 16, 16) * 2 - 1
-    ops = ("blur", "color", "grayscale", "edges", "cutout", "cartoon")
+    ops = ("zoom", "blur", "color", "grayscale", "edges", "cutout", "cartoon")
     for op in ops:
         y = augment_inputs(x, InputAugmentSection(**{op: 1.0}), torch.Generator().manual_seed(0), 6)
         assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
@@ -127,7 +128,8 @@ def test_input_augmentation_ops_and_rank_slicing(monkeypatch):
     gray = augment_inputs(x, InputAugmentSection(grayscale=1.0), torch.Generator(), 6)
     assert torch.allclose(gray[:, 0], gray[:, 1])
     # Rank r of 2 gets samples r, r+2, …: two half batches draw what the whole batch draws.
-    cfg = InputAugmentSection(blur=0.5, color=0.5, grayscale=0.3, edges=0.3, cutout=0.5, cartoon=0.5)
+    cfg = InputAugmentSection(zoom=0.5, zoom_mask=0.5, blur=0.5, color=0.5, grayscale=0.3, edges=0.3, cutout=0.5,
+                              cartoon=0.5)
     full = augment_inputs(x, cfg, torch.Generator().manual_seed(1), 6)
     for rank in (0, 1):
         monkeypatch.setattr(am, "world", lambda rank=rank: (rank, 2))
@@ -142,6 +144,26 @@ def test_cartoon_augmentation_flattens_colours():
     assert min(levels) <= 6  # flat colours only: 3–6 levels per channel
     assert max(levels) < 256  # with outlines: flat colours darkened along edges
     assert y.min() >= -1 and y.max() <= 1
+
+
+def test_close_up_crops_around_the_centre_and_masks_outside_the_ellipse():
+    side = 32
+    ramp = (torch.arange(side) + 0.5) / side * 2 - 1  # pixel-centre x coordinates in [-1, 1]
+    x = ramp.expand(4, 3, side, side).clone()  # each pixel holds its own x coordinate
+    cfg = InputAugmentSection(zoom=1.0, zoom_center=(0.2, 0.0), zoom_range=(0.5, 0.5))
+    y = augment_inputs(x, cfg, torch.Generator().manual_seed(0), 4)
+    # A half-side 0.5 crop at x = 0.2 scaled to the frame: output pixel x' shows source x = 0.2 + 0.5 x'.
+    torch.testing.assert_close(y, (0.2 + 0.5 * ramp).expand_as(x), atol=1e-5, rtol=0)
+    masked = replace(cfg, zoom_mask=1.0, zoom_ellipse=(0.2, 0.2))
+    y = augment_inputs(x, masked, torch.Generator().manual_seed(0), 4)
+    c = side // 2
+    torch.testing.assert_close(y[:, :, c, c - 1:c + 1], (0.2 + 0.5 * ramp[c - 1:c + 1]).expand(4, 3, 2))
+    corners = y[:, :, [0, 0, -1, -1], [0, -1, 0, -1]]  # [N, C, 4]: outside the ellipse, one flat fill each
+    assert torch.equal(corners, corners[..., :1].expand_as(corners))
+    assert not torch.allclose(corners[..., 0], x[:, :, 0, 0])
+    # 1-channel inputs (sketch models) get a gray fill.
+    g = augment_inputs(x[:, :1], masked, torch.Generator().manual_seed(0), 4)
+    assert g.shape == (4, 1, side, side)
 
 
 def test_learning_rate_schedule():
@@ -159,6 +181,8 @@ def test_config_errors_name_the_key(gen_dir, tmp_path):
     cases = [("optim.precision=fp16", "optim.precision must be fp32 or bf16"),
              ("encoder.layer=b8.torgb", "target layer must look like"),
              ("augment.cutout=1.5", r"augment.cutout=1.5"),
+             ("augment.zoom_range=[0.8,0.5]", r"augment.zoom_range must be \[low, high\]"),
+             ("augment.zoom_center=[0,2]", r"augment.zoom_center must be two numbers in \[-1, 1\]"),
              ("generator.noise_mode=none", "generator.noise_mode must be random or const")]
     for override, pattern in cases:
         with pytest.raises(ValueError, match=pattern):
@@ -170,8 +194,10 @@ def test_config_errors_name_the_key(gen_dir, tmp_path):
     assert "\n" not in str(exc.value)
     with pytest.raises(ValueError, match="beyond the 16-px generator"):
         train_actmap(tiny(gen_dir, "encoder.layer=b32.conv0"), tmp_path / "run2", progress=False)
-    cfg = load_actmap_config(ROOT / "configs" / "actmap" / "synthfaces-64.yaml")  # the shipped run's config parses
+    cfg = load_actmap_config(ROOT / "configs" / "actmap" / "synthfaces-64.yaml")  # the shipped run's configs parse
     assert cfg.generator.path == "synthfaces-64" and cfg.encoder.layer == "b16.conv0"
+    stage2 = load_actmap_config(ROOT / "configs" / "actmap" / "synthfaces-64-closeup.yaml")
+    assert stage2.encoder.layer == cfg.encoder.layer and stage2.augment.zoom > 0 and stage2.encoder.init_from
 
 
 LAUNCHER = """

@@ -39,6 +39,7 @@ __all__ = [
     "HELD_OUT_SEED",
     "TranslateFn",
     "emoji_grid",
+    "emoji_realism",
     "evaluate_translation",
     "evaluation_inputs",
     "results_table",
@@ -203,6 +204,53 @@ def emoji_grid(translators: Mapping[str, TranslateFn], path: str | os.PathLike, 
     cols = [inp] + [_fit(fn(inp), resolution) for fn in translators.values()]
     cells = torch.stack(cols, dim=1).flatten(0, 1)
     return save_grid(cells, path, nrow=(len(translators) + 1) * columns)
+
+
+@torch.no_grad()
+def emoji_realism(translators: Mapping[str, TranslateFn], resolution: int = 64, n_real: int = 5000,
+                  domain: str | os.PathLike = "synthfaces-domain", font_path: str | os.PathLike | None = None,
+                  batch_size: int = 64) -> dict[str, object] | None:
+    """How far each translator's outputs for the *whole* emoji set lie from the synthfaces domain.
+
+    Fréchet distance in the feature space of the domain network ``domain`` between the translations of every emoji
+    (about 320, out of domain: no ground truth, so this measures how much the outputs look like synthfaces, not
+    how faithful they are) and ``n_real`` rendered synthfaces (seeds from ``REAL_SEEDS_A``). Two references at the
+    same sample size: the emoji themselves (untranslated) and as many other rendered synthfaces (seeds from
+    ``REAL_SEEDS_B``), the floor a perfect translator could reach. Lower is more synthfaces-like; the values depend
+    on the sample size (compare only within one call). Returns ``{"metric", "n_emoji", "n_real", "distances":
+    {name: FD}}``, or None (with a log message) when the emoji font is not installed.
+    """
+    from stylebridge.data.emoji import render_emoji
+    from stylebridge.data.folder import to_tensor
+    from stylebridge.metrics.frechet import (
+        REAL_SEEDS_B,
+        DomainFeatures,
+        FeatureStats,
+        frechet_distance,
+        stats_of_synthfaces,
+    )
+
+    try:
+        emoji = render_emoji(resolution, font_path=font_path)
+    except (FileNotFoundError, OSError) as exc:
+        logger.warning("emoji realism skipped: %s", exc)
+        return None
+    feats = DomainFeatures(domain)
+    inp = torch.stack([to_tensor(img) for _, img in emoji])
+
+    def stats(x: torch.Tensor) -> FeatureStats:
+        st = FeatureStats(feats.dim, feats.name)
+        for i in range(0, len(x), batch_size):
+            st.append(feats(x[i : i + batch_size]))
+        return st
+
+    real = stats_of_synthfaces(feats, n_real, resolution, progress=False)
+    floor = stats_of_synthfaces(feats, len(emoji), resolution, seed=REAL_SEEDS_B, progress=False)
+    out = {"emoji (untranslated)": frechet_distance(stats(inp), real),
+           "rendered synthfaces (floor)": frechet_distance(floor, real)}
+    for name, fn in translators.items():
+        out[name] = frechet_distance(stats(_fit(fn(inp), resolution).clamp(-1, 1)), real)
+    return {"metric": feats.name, "n_emoji": len(emoji), "n_real": n_real, "distances": out}
 
 
 def results_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:

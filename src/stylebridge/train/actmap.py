@@ -88,6 +88,17 @@ class LossSection:
 @dataclass
 class InputAugmentSection:
     # Probabilities per sample, each op independently, in this order; the targets are never augmented.
+    # Close-up: crop a square around zoom_center (half-side drawn uniformly from zoom_range, as a fraction of the
+    # image's half-side) and scale it up to the full frame; with probability zoom_mask (of the zoomed samples) keep
+    # only the ellipse zoom_ellipse (half-axes x, y in image coordinates [-1, 1], centred at zoom_center) and fill
+    # the rest with white (half) or a random flat colour. For synthfaces the ellipse is the face: a face without
+    # hair, neck or background filling the frame is how emoji and face clip art look, and the target stays the full
+    # generated image, so the encoder learns to put such a face back into the domain's layout. Drawn only when on.
+    zoom: float = 0.0
+    zoom_center: tuple[float, ...] = (0.0, 0.0)
+    zoom_range: tuple[float, ...] = (0.5, 0.8)
+    zoom_mask: float = 0.0
+    zoom_ellipse: tuple[float, ...] = (0.45, 0.55)
     blur: float = 0.0  # Gaussian blur, sigma uniform in [0.3, blur_sigma] px at 64 px (scaled with the input size)
     blur_sigma: float = 2.5
     color: float = 0.0  # brightness, contrast, saturation and hue rotation
@@ -160,10 +171,18 @@ def _check_config(cfg: ActmapTrainConfig) -> None:
         raise ValueError(f"loss weights must be >= 0: {', '.join(neg)}")
     if not (lo.activation or lo.image_l2 or lo.perceptual or (lo.skip_img and cfg.encoder.predict_img)):
         raise ValueError("every loss weight is 0: nothing to train")
-    probs = {k: getattr(a, k) for k in ("blur", "color", "grayscale", "edges", "cutout", "cartoon")}
+    probs = {k: getattr(a, k) for k in ("zoom", "zoom_mask", "blur", "color", "grayscale", "edges", "cutout",
+                                        "cartoon")}
     bad = [f"augment.{k}={v}" for k, v in probs.items() if not 0 <= v <= 1]
     if bad:
         raise ValueError(f"augmentation probabilities must be in [0, 1]: {', '.join(bad)}")
+    pairs = {"zoom_center": (-1.0, 1.0), "zoom_range": (0.05, 1.0), "zoom_ellipse": (0.01, 2.0)}
+    for k, (lo, hi) in pairs.items():
+        v = getattr(a, k)
+        if len(v) != 2 or not all(lo <= t <= hi for t in v):
+            raise ValueError(f"augment.{k} must be two numbers in [{lo:g}, {hi:g}], got {list(v)}")
+    if a.zoom_range[0] > a.zoom_range[1]:
+        raise ValueError(f"augment.zoom_range must be [low, high], got {list(a.zoom_range)}")
     parse_layer(cfg.encoder.layer)
 
 
@@ -213,6 +232,36 @@ def _edges(x: torch.Tensor) -> torch.Tensor:
     return (1 - 2 * (mag / scale).clamp(0, 1)).expand_as(x)
 
 
+def _close_up(x: torch.Tensor, cfg: InputAugmentSection, u: torch.Tensor) -> torch.Tensor:
+    """The ``augment.zoom`` op on every sample: x [N, C, H, W] in [-1, 1], u [N, 6] uniform → [N, C, H, W].
+
+    u: crop size, mask or not, fill white or coloured, the fill colour's RGB (for C = 1 only the first is used).
+    """
+    c, h, w = x.shape[1:]
+    dev, dt = x.device, x.dtype
+    lo, hi = cfg.zoom_range
+    half = (lo + (hi - lo) * u[:, 0]).to(dt)  # crop half-side in image coordinates
+    cx, cy = cfg.zoom_center
+    ys = (torch.arange(h, device=dev, dtype=dt) + 0.5) / h * 2 - 1  # pixel centres, align_corners=False
+    xs = (torch.arange(w, device=dev, dtype=dt) + 0.5) / w * 2 - 1
+    sx = cx + half[:, None, None] * xs[None, None, :]  # [N, 1, W]: source coordinates of each output pixel
+    sy = cy + half[:, None, None] * ys[None, :, None]  # [N, H, 1]
+    grid = torch.stack(torch.broadcast_tensors(sx, sy), dim=-1)  # [N, H, W, 2]
+    # Zooming in only magnifies, so bilinear sampling is enough (no antialiasing needed).
+    y = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if cfg.zoom_mask > 0:
+        ax, ay = cfg.zoom_ellipse
+        r = torch.sqrt(((sx - cx) / ax) ** 2 + ((sy - cy) / ay) ** 2)  # 1 on the ellipse
+        px = 2 * half[:, None, None] / w / min(ax, ay)  # one output pixel in units of r: a soft 1-px edge
+        keep = ((1 - r) / px + 0.5).clamp(0, 1)[:, None]  # [N, 1, H, W]
+        fill = u[:, 3:3 + c].to(dt) * 2 - 1  # [N, C]
+        fill = torch.where((u[:, 2] < 0.5)[:, None], torch.ones_like(fill), fill)[:, :, None, None]
+        masked = keep * y + (1 - keep) * fill
+        m = (u[:, 1] < cfg.zoom_mask).to(dt)[:, None, None, None]
+        y = m * masked + (1 - m) * y
+    return y
+
+
 def augment_inputs(x: torch.Tensor, cfg: InputAugmentSection, gen: torch.Generator, n_global: int) -> torch.Tensor:
     """Degrade this rank's encoder inputs x [n_local, C, H, W] (in [-1, 1]) for out-of-domain robustness.
 
@@ -230,6 +279,10 @@ def augment_inputs(x: torch.Tensor, cfg: InputAugmentSection, gen: torch.Generat
         m = (pick < p).to(dt)[:, None, None, None]
         return m * y + (1 - m) * x
 
+    # Close-up (first, so the other ops degrade the zoomed image like any other).
+    if cfg.zoom > 0:
+        pick, u = draw(), draw(6)
+        x = blend(cfg.zoom, _close_up(x, cfg, u), x, pick)
     # Blur.
     pick, u = draw(), draw()
     if cfg.blur > 0:
