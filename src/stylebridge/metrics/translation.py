@@ -184,23 +184,31 @@ def translation_grid(translators: Mapping[str, TranslateFn], path: str | os.Path
     return save_grid(torch.cat(cells), path, nrow=len(translators) + 2)
 
 
-@torch.no_grad()
-def emoji_grid(translators: Mapping[str, TranslateFn], path: str | os.PathLike, count: int = 24,
-               resolution: int = 64, columns: int = 2, font_path: str | os.PathLike | None = None) -> Path | None:
-    """Grid of the emoji set (out of domain) through each translator: ``count`` emoji (spread evenly over the set),
-    each as input | outputs, ``columns`` such groups per row. Returns the path, or None (with a log message) when
-    the emoji font is not installed."""
+def _emoji_images(resolution: int, font_path: str | os.PathLike | None, what: str) -> torch.Tensor | None:
+    """The whole emoji set as images [N, 3, resolution, resolution] in [-1, 1], or None (logged, naming ``what``)
+    when the emoji font is not installed."""
     from stylebridge.data.emoji import render_emoji
     from stylebridge.data.folder import to_tensor
 
     try:
         emoji = render_emoji(resolution, font_path=font_path)
     except (FileNotFoundError, OSError) as exc:
-        logger.warning("emoji grid skipped: %s", exc)
+        logger.warning("%s skipped: %s", what, exc)
+        return None
+    return torch.stack([to_tensor(img) for _, img in emoji])
+
+
+@torch.no_grad()
+def emoji_grid(translators: Mapping[str, TranslateFn], path: str | os.PathLike, count: int = 24,
+               resolution: int = 64, columns: int = 2, font_path: str | os.PathLike | None = None) -> Path | None:
+    """Grid of the emoji set (out of domain) through each translator: ``count`` emoji (spread evenly over the set),
+    each as input | outputs, ``columns`` such groups per row. Returns the path, or None (with a log message) when
+    the emoji font is not installed."""
+    emoji = _emoji_images(resolution, font_path, "emoji grid")
+    if emoji is None:
         return None
     step = max(1, len(emoji) // count)
-    picked = emoji[::step][:count]
-    inp = torch.stack([to_tensor(img) for _, img in picked])
+    inp = emoji[::step][:count]
     cols = [inp] + [_fit(fn(inp), resolution) for fn in translators.values()]
     cells = torch.stack(cols, dim=1).flatten(0, 1)
     return save_grid(cells, path, nrow=(len(translators) + 1) * columns)
@@ -220,37 +228,30 @@ def emoji_realism(translators: Mapping[str, TranslateFn], resolution: int = 64, 
     on the sample size (compare only within one call). Returns ``{"metric", "n_emoji", "n_real", "distances":
     {name: FD}}``, or None (with a log message) when the emoji font is not installed.
     """
-    from stylebridge.data.emoji import render_emoji
-    from stylebridge.data.folder import to_tensor
     from stylebridge.metrics.frechet import (
         REAL_SEEDS_B,
         DomainFeatures,
         FeatureStats,
         frechet_distance,
+        stats_of_images,
         stats_of_synthfaces,
     )
 
-    try:
-        emoji = render_emoji(resolution, font_path=font_path)
-    except (FileNotFoundError, OSError) as exc:
-        logger.warning("emoji realism skipped: %s", exc)
+    inp = _emoji_images(resolution, font_path, "emoji realism")
+    if inp is None:
         return None
     feats = DomainFeatures(domain)
-    inp = torch.stack([to_tensor(img) for _, img in emoji])
 
     def stats(x: torch.Tensor) -> FeatureStats:
-        st = FeatureStats(feats.dim, feats.name)
-        for i in range(0, len(x), batch_size):
-            st.append(feats(x[i : i + batch_size]))
-        return st
+        return stats_of_images(x.split(batch_size), feats, len(x), progress=False)
 
     real = stats_of_synthfaces(feats, n_real, resolution, progress=False)
-    floor = stats_of_synthfaces(feats, len(emoji), resolution, seed=REAL_SEEDS_B, progress=False)
+    floor = stats_of_synthfaces(feats, len(inp), resolution, seed=REAL_SEEDS_B, progress=False)
     out = {"emoji (untranslated)": frechet_distance(stats(inp), real),
            "rendered synthfaces (floor)": frechet_distance(floor, real)}
     for name, fn in translators.items():
         out[name] = frechet_distance(stats(_fit(fn(inp), resolution).clamp(-1, 1)), real)
-    return {"metric": feats.name, "n_emoji": len(emoji), "n_real": n_real, "distances": out}
+    return {"metric": feats.name, "n_emoji": len(inp), "n_real": n_real, "distances": out}
 
 
 def results_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
