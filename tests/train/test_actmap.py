@@ -215,7 +215,7 @@ def test_torchrun_two_processes_match_one_process(gen_dir, tmp_path):
     overrides = [f"generator.path={gen_dir}", "optim.steps=4", "log.val_n=0", "log.sample_every=100"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    run_torchrun([str(script), str(TINY), str(tmp_path / "ddp"), *overrides], env=env)
+    run_torchrun([str(script), str(TINY), str(tmp_path / "ddp"), *overrides], env=env, out=tmp_path / "ddp")
     assert json.loads((tmp_path / "ddp" / "ranks.json").read_text()) == {"world": 2, "max_param_diff": 0.0}
     assert (tmp_path / "ddp" / "translator" / "model.safetensors").is_file()
     subprocess.run([sys.executable, str(script), str(TINY), str(tmp_path / "one"), *overrides], check=True,

@@ -147,7 +147,8 @@ def test_torchrun_two_processes_match_one_process(tmp_path, generator):
                       "train_encoder\ntorch.set_num_threads(1)\ncfg = load_encoder_config(sys.argv[1], sys.argv[3:])\n"
                       "train_encoder(cfg, sys.argv[2], progress=False)\n")
     overrides = [f"model.generator={generator}", "optim.steps=2", "log.checkpoint_every=2", "log.sample_every=2"]
-    run_torchrun([str(script), str(CONFIGS / "tiny-psp.yaml"), str(tmp_path / "ddp"), *overrides], env=_env())
+    run_torchrun([str(script), str(CONFIGS / "tiny-psp.yaml"), str(tmp_path / "ddp"), *overrides], env=_env(),
+                 out=tmp_path / "ddp")
     assert json.loads((tmp_path / "ddp" / "ranks.json").read_text()) == {"world": 2, "max_param_diff": 0.0}
     subprocess.run([sys.executable, str(script), str(CONFIGS / "tiny-psp.yaml"), str(tmp_path / "one"), *overrides],
                    check=True, timeout=300, env=_env())

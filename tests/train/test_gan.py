@@ -161,7 +161,8 @@ def _env() -> dict:
 @pytest.mark.integration
 def test_torchrun_two_processes_match_one_process(tmp_path):
     common = ["--config", str(TINY), "--set", "augment.kind=none", "optim.steps=4"]
-    run_torchrun(["-m", "stylebridge", "train", "gan", "--out", str(tmp_path / "ddp"), *common], env=_env())
+    run_torchrun(["-m", "stylebridge", "train", "gan", "--out", str(tmp_path / "ddp"), *common], env=_env(),
+                 out=tmp_path / "ddp")
     assert json.loads((tmp_path / "ddp" / "ranks.json").read_text()) == {"world": 2, "max_param_diff": 0.0}
     train_gan(load_gan_config(TINY, ["augment.kind=none", "optim.steps=4"]), tmp_path / "one", progress=False)
     a, b = _ckpt(tmp_path / "ddp"), _ckpt(tmp_path / "one")
