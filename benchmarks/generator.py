@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import best_time, machine_info, matmul_peak_gflops, write_results
 from stylebridge import StyleGAN2Config, StyleGAN2Generator, ops
-from stylebridge.models.base import config_from_dict
+from stylebridge.core.native import config_from_dict
 from stylebridge.models.stylegan2 import rosinality_channels
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "models"

@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import best_time, machine_info, write_results
 from stylebridge import StyleGAN2Config, StyleGAN2Generator
-from stylebridge.models.base import config_from_dict
+from stylebridge.core.native import config_from_dict
 from stylebridge.train.actmap import build_translator, load_actmap_config
 from stylebridge.train.gan import load_gan_config
 

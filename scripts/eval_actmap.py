@@ -13,7 +13,7 @@ Writes into ``--out``:
 * ``synthfaces_grid.png``: per kind, rows of input | each system | ground truth;
 * ``emoji_grid.png``: the emoji set (out of domain) through each system (skipped when the font is missing);
 * in both files, the Fréchet distance[domain network] of every system's translations of the whole emoji set to
-  rendered synthfaces, beside the untranslated emoji and a real-vs-real floor (``metrics.translation.emoji_realism``).
+  rendered synthfaces, beside the untranslated emoji and a real-vs-real floor (``evaluate.translation.emoji_realism``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from stylebridge.io.loading import load
-from stylebridge.metrics.translation import (
+from stylebridge.core.device import pick_device
+from stylebridge.evaluate.translation import (
     EVAL_KINDS,
     emoji_grid,
     emoji_realism,
@@ -34,9 +34,9 @@ from stylebridge.metrics.translation import (
     translation_grid,
     translator_fn,
 )
-from stylebridge.runtime import pick_device
+from stylebridge.formats.loading import load
+from stylebridge.pipelines.actmap import load_translator
 from stylebridge.train.actmap import validate
-from stylebridge.translate import load_translator
 
 
 def main() -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
+from stylebridge.core.imageio import save_grid
 from stylebridge.data import synthfaces as sf
 from stylebridge.data.export import SEG_PALETTE
-from stylebridge.imageio import save_grid
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

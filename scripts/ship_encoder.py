@@ -20,15 +20,15 @@ from pathlib import Path
 import torch
 import yaml
 
-from stylebridge import registry
+from stylebridge.core import registry
+from stylebridge.core.atomic import atomic_write_text
+from stylebridge.core.imageio import save_grid
+from stylebridge.core.seeds import HELD_OUT_SEED
 from stylebridge.data.tasks import SynthFacesPairs
-from stylebridge.encode import default_latent_mask, input_preview, load_encoder
-from stylebridge.imageio import save_grid
-from stylebridge.io.atomic import atomic_write_text
-from stylebridge.metrics.encoder import evaluate_encoder, report_markdown
+from stylebridge.evaluate.encoder import evaluate_encoder, report_markdown
 from stylebridge.models.e4e import E4E
-from stylebridge.models.psp import StyleEncoderModel, mix_latents
-from stylebridge.train.domain_net import HELD_OUT_SEED
+from stylebridge.models.encoder_base import StyleEncoderModel, mix_latents
+from stylebridge.pipelines.encoder import default_latent_mask, input_preview, load_encoder
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -133,7 +133,7 @@ no figure beyond noise), the generator taken from the shipped `{generator}` (not
 
 ## Quality
 
-Measured by `python scripts/ship_encoder.py` (`stylebridge.metrics.encoder.evaluate_encoder`) on the same machine.
+Measured by `python scripts/ship_encoder.py` (`stylebridge.evaluate.encoder.evaluate_encoder`) on the same machine.
 
 {report_markdown(fp32)}
 | same faces | MSE | perceptual | attribute accuracy |

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from stylebridge.imageio import save_grid
-from stylebridge.io.atomic import atomic_write_text
+from stylebridge.core.atomic import atomic_write_text
+from stylebridge.core.imageio import save_grid
 from stylebridge.metrics.frechet import DomainFeatures, fd_of_generator
 from stylebridge.models.stylegan2 import StyleGAN2Generator
-from stylebridge.sampling import generate_images
+from stylebridge.pipelines.generate import generate_images
 from stylebridge.train.config import from_dict
 from stylebridge.train.gan import GanTrainConfig, build_models
 

@@ -1,8 +1,8 @@
 """stylebridge: translate and edit images through a pretrained StyleGAN2."""
 
-from stylebridge.io.loading import load
-from stylebridge.io.safe_pickle import UnsafePickleError
-from stylebridge.models.base import CheckpointError
+from stylebridge.core.native import CheckpointError
+from stylebridge.core.safe_pickle import UnsafePickleError
+from stylebridge.formats.loading import load
 from stylebridge.models.stylegan2 import (
     StyleGAN2Config,
     StyleGAN2Discriminator,

@@ -1,3 +1,3 @@
-from stylebridge.cli import main
+from stylebridge.apps.cli import main
 
 raise SystemExit(main())

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from stylebridge.core.errors import BadImageError
 from stylebridge.data import align as align_mod
 from stylebridge.data.align import AlignerUnavailableError, align_face, ffhq_quad
-from stylebridge.data.folder import BadImageError, prepare_folder
+from stylebridge.data.folder import prepare_folder
 
 EYE, MOUTH_Y, MOUTH_W = 30.0, 60.0, 25.0  # template: eyes at (±EYE, 0), mouth corners at (±MOUTH_W, MOUTH_Y)
 

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from stylebridge.cli import main
+from stylebridge.apps.cli import main
 from stylebridge.metrics import frechet as fr
 from stylebridge.models.domain import DomainNetConfig, DomainNetwork
 from stylebridge.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
@@ -107,7 +107,7 @@ def test_shipped_domain_features_separate_real_from_degraded_faces():
 
 
 def test_folder_statistics_and_short_folder(tmp_path):
-    from stylebridge.imageio import save_image
+    from stylebridge.core.imageio import save_image
 
     for i in range(6):
         save_image(torch.rand(3, 20, 20) * 2 - 1, tmp_path / "imgs" / f"{i}.png")

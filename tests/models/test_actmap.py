@@ -227,7 +227,7 @@ def test_config_errors(G16):
 def test_translate_folder_writes_translations_and_walks(T16, tmp_path):
     from PIL import Image
 
-    from stylebridge.translate import translate_folder
+    from stylebridge.pipelines.actmap import translate_folder
 
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
@@ -252,7 +252,7 @@ def test_evaluation_functions(T16, tmp_path, monkeypatch):
     from PIL import Image
 
     from stylebridge.data import emoji
-    from stylebridge.metrics.translation import (
+    from stylebridge.evaluate.translation import (
         EVAL_KINDS,
         emoji_grid,
         emoji_realism,
@@ -298,7 +298,7 @@ def test_evaluation_functions(T16, tmp_path, monkeypatch):
 
 
 def test_prepare_images_converts_channels_and_refuses_the_rest():
-    from stylebridge.models.actmap import prepare_images
+    from stylebridge.core.imageio import prepare_images
 
     gray = torch.rand(2, 1, 8, 8) * 2 - 1
     assert torch.equal(prepare_images(gray, 3, 8), gray.expand(-1, 3, -1, -1))

@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 
 import stylebridge
 from stylebridge import CheckpointError, StyleGAN2Config, StyleGAN2Generator
-from stylebridge.io.loading import describe
-from stylebridge.io.safe_pickle import load_torch_file
+from stylebridge.core.safe_pickle import load_torch_file
+from stylebridge.formats.loading import describe
 from stylebridge.models.e4e import (
     E4E,
     PROGRESSIVE_INFERENCE,

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stylebridge.models.base import CheckpointError
+from stylebridge.core.native import CheckpointError
 from stylebridge.models.inception import (
     INPUT_SIZE,
     InceptionA,

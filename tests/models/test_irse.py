@@ -9,7 +9,7 @@ import torch
 
 import stylebridge
 from stylebridge import CheckpointError
-from stylebridge.io.loading import describe
+from stylebridge.formats.loading import describe
 from stylebridge.models.irse import (
     IRSEBackbone,
     IRSEBackboneConfig,

@@ -7,7 +7,7 @@ import torch
 
 import stylebridge
 from stylebridge import CheckpointError
-from stylebridge.io.loading import describe
+from stylebridge.formats.loading import describe
 from stylebridge.models.resnet import ResNet, ResNetConfig
 
 TINY = dict(input_width=4, widths=(4, 8, 16, 32))

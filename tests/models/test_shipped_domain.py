@@ -6,9 +6,10 @@ import pytest
 import torch
 
 import stylebridge
+from stylebridge.core.seeds import HELD_OUT_SEED
 from stylebridge.data import synthfaces as sf
 from stylebridge.models.domain import DomainNetwork
-from stylebridge.train.domain_net import HELD_OUT_SEED, synthfaces_heads
+from stylebridge.train.domain_net import synthfaces_heads
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import stylebridge
+from stylebridge.core.registry import resolve
 from stylebridge.data import synthfaces as sf
-from stylebridge.metrics.encoder import latent_statistics
+from stylebridge.evaluate.encoder import latent_statistics
 from stylebridge.models.e4e import E4E
 from stylebridge.models.psp import PSP
-from stylebridge.registry import resolve
 
 SEEDS = list(range(10_000_000, 10_000_024))  # held out, as the cards
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import stylebridge
+from stylebridge.core.registry import resolve
 from stylebridge.metrics.frechet import (
     feature_extractor,
     frechet_distance,
@@ -15,7 +16,6 @@ from stylebridge.metrics.frechet import (
     stats_of_synthfaces,
 )
 from stylebridge.models.stylegan2 import StyleGAN2Generator
-from stylebridge.registry import resolve
 from stylebridge.train.gan import build_models, load_gan_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import stylebridge
+from stylebridge.core.registry import resolve
 from stylebridge.data import synthfaces as sf
 from stylebridge.data.emoji import find_emoji_font
-from stylebridge.metrics.translation import emoji_realism, translator_fn
+from stylebridge.evaluate.translation import emoji_realism, translator_fn
 from stylebridge.models.actmap import ActivationMapTranslator
-from stylebridge.registry import resolve
 from stylebridge.train.actmap import validate
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stylebridge.data.folder import BadImageError
+from stylebridge.core.imageio import BadImageError
 
 __all__ = ["AlignerUnavailableError", "Dlib68Aligner", "align_face", "ffhq_quad", "find_dlib68_model"]
 

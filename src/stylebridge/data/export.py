@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from stylebridge.core.atomic import atomic_write
+from stylebridge.core.imageio import to_uint8
 from stylebridge.data import synthfaces as sf
-from stylebridge.imageio import to_uint8
-from stylebridge.io.atomic import atomic_write
 
 __all__ = ["EXTRAS", "SEG_PALETTE", "export_synthfaces"]
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from stylebridge.data.folder import DEFAULT_MAX_PIXELS, BadImageError, center_crop_resize, load_image, scan_images
+from stylebridge.core.imageio import DEFAULT_MAX_PIXELS, BadImageError, center_crop_resize, load_image, scan_images
 from stylebridge.data.tasks import parse_task, random_masks
 
 __all__ = ["FOLDER_PAIRED_TASKS", "FolderPairs", "input_kind", "load_input", "pair_files"]

@@ -99,7 +99,7 @@ def identity_loss(network: str = "auto", weights: str | os.PathLike | None = Non
             torchvision ResNet-18/34 state dict (or a native ResNet folder).
         domain: the domain network "auto" falls back to.
     """
-    from stylebridge.io.loading import load
+    from stylebridge.formats.loading import load
 
     if network == "auto":
         network = "arcface" if weights else domain

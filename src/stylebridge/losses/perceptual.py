@@ -73,7 +73,7 @@ def perceptual_distance(network: str = "auto", lpips_backbone: str | os.PathLike
         source = (f"backbone {Path(lpips_backbone).name}, heads {Path(lpips_heads).name}" if lpips_heads
                   else str(lpips_backbone))
         return PerceptualDistance(model, f"LPIPS v0.1 ({model.config.net}; {source})")
-    from stylebridge.io.loading import load
+    from stylebridge.formats.loading import load
 
     model = load(network)
     if isinstance(model, LPIPS):

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from stylebridge.io.atomic import atomic_write
+from stylebridge.core.atomic import atomic_write
 
 __all__ = [
     "DomainFeatures",
@@ -81,7 +81,7 @@ class DomainFeatures(FeatureExtractor):
         from stylebridge.models.domain import DomainNetwork
 
         if isinstance(model, (str, os.PathLike)):
-            from stylebridge.io.loading import load
+            from stylebridge.formats.loading import load
 
             label = label or Path(str(model)).name
             model = load(model)
@@ -238,7 +238,7 @@ class _FolderImages(torch.utils.data.Dataset):
     (logged once), so a bad file is neither fatal nor replaced by a duplicate of another image."""
 
     def __init__(self, folder: str | os.PathLike, resolution: int) -> None:
-        from stylebridge.data.folder import scan_images
+        from stylebridge.core.imageio import scan_images
 
         self.files, self.resolution = scan_images(folder), resolution
 
@@ -246,7 +246,7 @@ class _FolderImages(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, bool]:
-        from stylebridge.data.folder import BadImageError, center_crop_resize, load_image, to_tensor
+        from stylebridge.core.imageio import BadImageError, center_crop_resize, load_image, to_tensor
 
         try:
             return to_tensor(center_crop_resize(load_image(self.files[i]), self.resolution)), True

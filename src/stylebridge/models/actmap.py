@@ -29,9 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylebridge.models.base import PretrainedModel, nested_config
+from stylebridge.core.imageio import prepare_images
+from stylebridge.core.native import PretrainedModel, nested_config
+from stylebridge.core.seeds import seed_to_z
 from stylebridge.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
-from stylebridge.sampling import seed_to_z
 
 __all__ = [
     "ActivationMapEncoder",
@@ -190,41 +191,6 @@ class ActivationMapEncoder(PretrainedModel):
         act = self.to_activation(h)
         img = self.to_img(h) if self.to_img is not None else None
         return act, img
-
-
-def prepare_images(images: torch.Tensor, channels: int, size: int) -> torch.Tensor:
-    """Check and convert images for an encoder: [N, C, H, W] float in [-1, 1] → [N, channels, size, size].
-
-    1-channel inputs (sketches, grayscale) are repeated to 3 channels, and RGB inputs for a 1-channel encoder (a
-    sketch model) become their luma (ITU-R BT.601 weights); other sizes are resized (bilinear, antialiased when
-    shrinking). Raises a one-line ValueError for anything else.
-    """
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a tensor [N, C, H, W] in [-1, 1], got {type(images).__name__}")
-    if images.ndim != 4:
-        hint = " (add a batch dimension: images[None])" if images.ndim == 3 else ""
-        raise ValueError(f"images must be [N, C, H, W], got shape {tuple(images.shape)}{hint}")
-    if not images.is_floating_point():
-        raise ValueError(f"images must be float in [-1, 1], got dtype {images.dtype} (convert: x / 127.5 - 1)")
-    if images.shape[0] == 0 or images.shape[2] < 1 or images.shape[3] < 1:
-        raise ValueError(f"images must be non-empty, got shape {tuple(images.shape)}")
-    if images.shape[1] != channels:
-        if images.shape[1] == 1 and channels == 3:
-            images = images.expand(-1, 3, -1, -1)
-        elif images.shape[1] == 3 and channels == 1:
-            luma = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype, device=images.device)
-            images = (images * luma.view(1, 3, 1, 1)).sum(1, keepdim=True)
-        else:
-            raise ValueError(f"images must have {channels} channels (1 repeated to 3, or RGB to 1 as luma), got "
-                             f"{images.shape[1]}")
-    peak = float(images.detach().abs().amax())
-    if not math.isfinite(peak) or peak > 2.0:
-        raise ValueError(f"images must be in [-1, 1], got values up to {peak:g} (for [0, 255] use x / 127.5 - 1)")
-    if images.shape[2:] != (size, size):
-        shrink = images.shape[2] > size or images.shape[3] > size
-        images = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False,
-                               antialias=shrink)
-    return images
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from stylebridge.models.base import CheckpointError, PretrainedModel, check_state_dict
+from stylebridge.core.native import CheckpointError, PretrainedModel, check_state_dict
 
 __all__ = ["ALEXNET_CONVS", "AlexNet", "AlexNetConfig", "alexnet_config_from_state_dict", "alexnet_from_state_dict"]
 

@@ -19,9 +19,13 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from stylebridge.models.base import PretrainedModel
-from stylebridge.models.irse import IRSE_WIDTHS
-from stylebridge.models.psp import GradualEncoderBase, StyleEncoderModel, validate_encoder_config, validate_model_config
+from stylebridge.core.native import PretrainedModel
+from stylebridge.models.encoder_base import (
+    GradualEncoderBase,
+    GradualEncoderConfig,
+    StyleEncoderModel,
+    validate_model_config,
+)
 from stylebridge.models.stylegan2 import StyleGAN2Config
 
 __all__ = [
@@ -38,27 +42,9 @@ PROGRESSIVE_INFERENCE = 18  # ProgressiveStage.Inference of the reference: every
 
 
 @dataclass(frozen=True)
-class E4EEncoderConfig:
-    """Architecture of an e4e encoder. Defaults: the official FFHQ Encoder4Editing (IR-SE-50, 256 px, 18×512)."""
-
-    num_ws: int = 18  # W+ rows (2*log2(stylegan_size) - 2)
-    w_dim: int = 512
-    in_channels: int = 3
-    input_size: int = 256  # input side; sets the convs per style block (log2 of input_size/16, /8, /4)
-    num_layers: int = 50  # IR-SE depth: 50, 100 or 152
-    mode: str = "ir_se"
-    input_width: int = 64
-    widths: tuple[int, ...] = IRSE_WIDTHS
-    se_reduction: int = 16
-    coarse_ind: int = 3
-    middle_ind: int = 7
-    style_width: int | None = None  # map2style conv channels; None: w_dim (official). See PSPEncoderConfig.
-
-    def __post_init__(self) -> None:
-        validate_encoder_config(self)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+class E4EEncoderConfig(GradualEncoderConfig):
+    """Architecture of an e4e encoder: the fields pSp shares (`GradualEncoderConfig`; defaults: the official FFHQ
+    Encoder4Editing, IR-SE-50, 256 px, 18×512); num_ws = 2·log2(stylegan_size) - 2."""
 
 
 class E4EEncoder(GradualEncoderBase):

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylebridge.io.safe_pickle import load_torch_file
-from stylebridge.models.base import CheckpointError, PretrainedModel, check_state_dict
+from stylebridge.core.native import CheckpointError, PretrainedModel, check_state_dict
+from stylebridge.core.safe_pickle import load_torch_file
 
 __all__ = ["FEATURE_DIM", "INPUT_SIZE", "OFFICIAL_FILES", "VARIANTS", "InceptionConfig", "InceptionFeatures"]
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylebridge.models.base import PretrainedModel
+from stylebridge.core.native import PretrainedModel
 
 __all__ = [
     "IRSE_UNITS",

@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from stylebridge.core.native import CheckpointError, PretrainedModel, check_state_dict
 from stylebridge.models.alexnet import AlexNet, AlexNetConfig, alexnet_config_from_state_dict
-from stylebridge.models.base import CheckpointError, PretrainedModel, check_state_dict
 from stylebridge.models.vgg import VGG, VGGConfig, vgg_config_from_state_dict
 
 __all__ = ["LPIPS", "LPIPS_NETS", "LPIPSConfig", "load_lpips", "lpips_head_keys"]
@@ -184,7 +184,7 @@ def load_lpips(backbone: str | os.PathLike, heads: str | os.PathLike | None = No
 def _state_dict(obj: str | os.PathLike | dict[str, torch.Tensor], what: str) -> tuple[dict[str, torch.Tensor], str]:
     if isinstance(obj, dict):
         return obj, what
-    from stylebridge.io.safe_pickle import load_torch_file  # restricted unpickler: a weights file runs no code
+    from stylebridge.core.safe_pickle import load_torch_file  # restricted unpickler: a weights file runs no code
 
     path = Path(obj)
     if not path.is_file():

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylebridge.models.base import PretrainedModel
+from stylebridge.core.native import PretrainedModel
 
 __all__ = ["RESNET_BLOCKS", "BasicBlock", "ResNet", "ResNetConfig"]
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from stylebridge.models.base import CheckpointError, PretrainedModel, check_state_dict
+from stylebridge.core.native import CheckpointError, PretrainedModel, check_state_dict
 
 __all__ = ["VGG", "VGG_CONVS_PER_STAGE", "VGGConfig", "vgg_config_from_state_dict", "vgg_from_state_dict"]
 

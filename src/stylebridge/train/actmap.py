@@ -35,8 +35,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from stylebridge.imageio import save_grid
-from stylebridge.io.atomic import atomic_write_text
+from stylebridge.core.atomic import atomic_write_text
+from stylebridge.core.imageio import save_grid
 from stylebridge.models.actmap import ActivationMapTranslator, parse_layer
 from stylebridge.models.stylegan2 import StyleGAN2Generator
 from stylebridge.train.common import (
@@ -340,7 +340,7 @@ def augment_inputs(x: torch.Tensor, cfg: InputAugmentSection, gen: torch.Generat
 
 def load_generator(spec: str) -> StyleGAN2Generator:
     """The frozen generator named by ``generator.path``."""
-    from stylebridge.io.loading import load
+    from stylebridge.formats.loading import load
 
     G = load(spec)
     if not isinstance(G, StyleGAN2Generator):
@@ -387,7 +387,7 @@ class _State:
 
 def _init_encoder(model: ActivationMapTranslator, spec: str) -> None:
     """Copy the encoder weights of the translator ``spec`` into ``model`` (one-line errors when they do not fit)."""
-    from stylebridge.translate import load_translator
+    from stylebridge.pipelines.actmap import load_translator
 
     src = load_translator(spec)
     if src.generator.config.to_dict() != model.generator.config.to_dict():
@@ -465,7 +465,7 @@ class _Perceptual:
     """The perceptual distance of a domain network, frozen."""
 
     def __init__(self, spec: str) -> None:
-        from stylebridge.io.loading import load
+        from stylebridge.formats.loading import load
         from stylebridge.models.domain import DomainNetwork
 
         net = load(spec)

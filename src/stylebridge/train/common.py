@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from stylebridge.io.atomic import atomic_write, atomic_write_text
+from stylebridge.core.atomic import atomic_write, atomic_write_text
 from stylebridge.train.config import to_dict
 
 __all__ = [

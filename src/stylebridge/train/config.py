@@ -15,13 +15,11 @@ from typing import Any, TypeVar
 
 import yaml
 
+from stylebridge.core.errors import ConfigError
+
 __all__ = ["ConfigError", "apply_overrides", "load_config", "to_dict"]
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A config file or override does not fit the config tree."""
 
 
 def to_dict(cfg: Any) -> dict:

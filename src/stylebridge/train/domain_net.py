@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from stylebridge.core.atomic import atomic_write
+from stylebridge.core.seeds import HELD_OUT_SEED
 from stylebridge.data import synthfaces as sf
-from stylebridge.io.atomic import atomic_write
 from stylebridge.models.domain import DomainNetConfig, DomainNetwork
 
 __all__ = ["DomainTrainConfig", "evaluate_domain_network", "synthfaces_heads", "train_domain_network"]
 
-HELD_OUT_SEED = 10_000_000  # evaluation seeds start here; training seeds are drawn below it
 
 
 @dataclass

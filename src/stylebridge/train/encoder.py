@@ -46,9 +46,10 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from stylebridge.core.atomic import atomic_write_text
+from stylebridge.core.imageio import save_grid
+from stylebridge.core.seeds import HELD_OUT_SEED
 from stylebridge.data.tasks import SynthFacesPairs, parse_task
-from stylebridge.imageio import save_grid
-from stylebridge.io.atomic import atomic_write_text
 from stylebridge.losses import (
     IdentityLoss,
     LatentCodesPool,
@@ -87,7 +88,6 @@ from stylebridge.train.common import (
     world,
 )
 from stylebridge.train.config import load_config, to_dict
-from stylebridge.train.domain_net import HELD_OUT_SEED
 from stylebridge.train.sync_batchnorm import sync_batchnorm, unsync_batchnorm
 
 __all__ = ["ARCHS", "ENCODER_TASKS", "EncoderTrainConfig", "build_encoder", "load_encoder_config", "train_encoder"]
@@ -250,8 +250,8 @@ def _held_out_batch(cfg: EncoderTrainConfig, resolution: int) -> tuple[torch.Ten
 
 def load_generator(spec: str) -> StyleGAN2Generator:
     """The frozen decoder: a generator, or the decoder of a pSp/e4e model; w_avg computed if the file has none."""
-    from stylebridge.io.loading import load
-    from stylebridge.models.psp import StyleEncoderModel
+    from stylebridge.formats.loading import load
+    from stylebridge.models.encoder_base import StyleEncoderModel
 
     if not spec:
         raise ValueError("model.generator is required: a StyleGAN2 checkpoint, model folder or shipped name")
@@ -287,9 +287,9 @@ def build_encoder(cfg: EncoderTrainConfig, G: StyleGAN2Generator, in_channels: i
 
 
 def _init_from(model: PSP | E4E, spec: str) -> None:
-    from stylebridge.io.loading import load
+    from stylebridge.formats.loading import load
+    from stylebridge.models.encoder_base import StyleEncoderModel
     from stylebridge.models.irse import IRSEBackbone
-    from stylebridge.models.psp import StyleEncoderModel
 
     src = load(spec)
     own = model.encoder.state_dict()
@@ -511,7 +511,7 @@ def _train_step(st: _State, cfg: EncoderTrainConfig, losses: _Losses, x: torch.T
 
 def _grid(st: _State, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Rows input | target | output of the held-out items (eval mode: BatchNorm running statistics, stored noise)."""
-    from stylebridge.encode import input_preview
+    from stylebridge.pipelines.encoder import input_preview
 
     model = st.model
     stage = model.encoder.progressive_stage if isinstance(model, E4E) else None

@@ -28,9 +28,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from stylebridge.core.atomic import atomic_write_text
+from stylebridge.core.imageio import save_grid
 from stylebridge.data import synthfaces as sf
-from stylebridge.imageio import save_grid
-from stylebridge.io.atomic import atomic_write_text
 from stylebridge.models.stylegan2 import (
     StyleGAN2Config,
     StyleGAN2Discriminator,

@@ -1,0 +1,421 @@
+"""Command line: ``stylebridge <command>``. Thin: parses arguments and calls library functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from stylebridge.core.native import CheckpointError
+
+PART_HELP = "for files holding several networks: g_ema (default), g or d; pSp/e4e files: encoder, decoder or d"
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from stylebridge.core.device import pick_device
+    from stylebridge.core.imageio import save_grid, save_image
+    from stylebridge.formats.loading import load
+    from stylebridge.models.stylegan2 import StyleGAN2Generator
+    from stylebridge.pipelines.generate import generate_images, parse_seeds
+
+    seeds = parse_seeds(args.seeds)
+    G = load(args.model, part=args.part)
+    if not isinstance(G, StyleGAN2Generator):
+        raise CheckpointError(f"{args.model}: holds a {type(G).__name__}, not a generator")
+    G = G.to(pick_device(args.device))
+    images = generate_images(G, seeds, args.truncation, args.noise_mode, args.batch, args.precision,
+                             progress=not args.quiet)
+    out = Path(args.out)
+    if out.suffix.lower() == ".png":
+        save_grid(images, out, nrow=args.nrow)
+        print(f"wrote {out} ({len(seeds)} images, {G.resolution} px)")
+    else:
+        for s, img in zip(seeds, images):
+            save_image(img, out / f"seed{s:04d}.png")
+        print(f"wrote {len(seeds)} images to {out}/")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from stylebridge.formats.loading import describe
+
+    model, info = describe(args.src, part=args.part)
+    model.save_pretrained(args.out_dir, metadata={"converted_from": str(args.src), "source_format": info.format,
+                                                  "part": args.part or "g_ema"})
+    print(f"wrote {args.out_dir}/ ({type(model).__name__}, {info.format} → native)")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from stylebridge.formats.loading import describe
+
+    model, info = describe(args.path, part=args.part)
+    doc = {
+        "path": info.path,
+        "format": info.format,
+        "parts": list(info.parts),
+        "model": type(model).__name__,
+        "config": model.config.to_dict(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "buffers": sum(b.numel() for b in model.buffers()),
+    }
+    if info.extra.get("args"):
+        doc["args"] = info.extra["args"]
+    print(json.dumps(doc, indent=2, default=str))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from stylebridge.apps.demo import run_demo
+
+    run_demo(Path(args.out), model=args.model, device=args.device, precision=args.precision)
+    return 0
+
+
+def _cmd_data_synthfaces(args: argparse.Namespace) -> int:
+    from stylebridge.data.export import export_synthfaces
+
+    extras = [e.strip() for e in args.with_.split(",") if e.strip()] if args.with_ else []
+    out = export_synthfaces(args.out, args.count, args.resolution, extras, seed=args.seed, batch=args.batch,
+                            progress=not args.quiet)
+    print(f"wrote {args.count} faces ({args.resolution} px{', ' + ', '.join(extras) if extras else ''}) to {out}/")
+    return 0
+
+
+def _cmd_data_prepare(args: argparse.Namespace) -> int:
+    from stylebridge.data.folder import prepare_folder
+
+    report = prepare_folder(args.src, args.out, args.resolution, align=args.align, strict=args.strict,
+                            progress=not args.quiet)
+    print(f"wrote {report.written} images to {report.out}/; skipped {len(report.skipped)} "
+          f"(listed in {report.out}/skipped.txt)")
+    return 0
+
+
+def _cmd_data_emoji(args: argparse.Namespace) -> int:
+    from stylebridge.data.emoji import write_emoji_set
+
+    bg = args.background.lstrip("#")
+    if len(bg) != 6 or any(c not in "0123456789abcdefABCDEF" for c in bg):
+        raise ValueError(f"--background must be a hex colour like #ffffff, got {args.background!r}")
+    count = write_emoji_set(args.out, args.resolution, tuple(int(bg[i : i + 2], 16) for i in (0, 2, 4)))
+    print(f"wrote {count} emoji faces ({args.resolution} px) to {args.out}/")
+    return 0
+
+
+def _cmd_train_gan(args: argparse.Namespace) -> int:
+    from stylebridge.train.gan import load_gan_config, train_gan
+
+    overrides = list(args.set or [])
+    if args.steps is not None:
+        overrides.append(f"optim.steps={args.steps}")
+    run, cfg_path = _run_folder(args)
+    cfg = load_gan_config(cfg_path, overrides)
+    train_gan(cfg, run, resume=bool(args.resume), max_steps_this_run=args.max_steps_this_run)
+    return 0
+
+
+def _cmd_train_encoder(args: argparse.Namespace) -> int:
+    overrides = list(args.set or [])
+    if args.steps is not None:
+        overrides.append(f"optim.steps={args.steps}")
+    if args.arch == "actmap":
+        from stylebridge.train.actmap import load_actmap_config as load_cfg
+        from stylebridge.train.actmap import train_actmap as train
+
+        if args.task not in (None, "inversion"):
+            raise ValueError("--arch actmap learns from pairs the generator makes itself: it takes no --task "
+                             "(it translates sketches, blurred or out-of-domain images after training)")
+        if args.generator:
+            overrides.append(f"generator.path={args.generator}")
+    else:
+        from stylebridge.train.encoder import load_encoder_config as load_cfg
+        from stylebridge.train.encoder import train_encoder as train
+
+        overrides.append(f"model.arch={args.arch}")
+        if args.generator:
+            overrides.append(f"model.generator={args.generator}")
+        if args.task:
+            overrides.append(f"data.task={args.task}")
+    run, cfg_path = _run_folder(args)
+    train(load_cfg(cfg_path, overrides), run, resume=bool(args.resume), max_steps_this_run=args.max_steps_this_run)
+    return 0
+
+
+def _run_folder(args: argparse.Namespace) -> tuple[Path, str | Path | None]:
+    """(run folder, config file) from --out / --resume / --config, refusing to overwrite a run by accident."""
+    if args.resume:
+        run = Path(args.resume)
+        if args.out and Path(args.out) != run:
+            raise ValueError("--resume continues in its own run folder; leave out --out or give the same folder")
+        return run, args.config or run / "config.yaml"
+    if not args.out:
+        raise ValueError("give --out RUN_DIR (or --resume RUN_DIR)")
+    run = Path(args.out)
+    if any(run.glob("checkpoint-*.pt")):
+        raise ValueError(f"{run} already holds checkpoints: use --resume {run} to continue it")
+    return run, args.config
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    from stylebridge.pipelines.encoder import encode_folder
+
+    report = encode_folder(args.model, args.images, args.out, batch=args.batch, progress=not args.quiet,
+                           device=args.device, precision=args.precision,
+                           reconstructions=not args.no_reconstructions)
+    print(f"wrote {report.written} encodings to {report.out}/" + (f" ({len(report.skipped)} unreadable files "
+          "skipped, listed in skipped.txt)" if report.skipped else ""))
+    return 0
+
+
+def _cmd_translate(args: argparse.Namespace) -> int:
+    from stylebridge.formats.loading import load
+    from stylebridge.models.actmap import ActivationMapTranslator
+    from stylebridge.models.encoder_base import StyleEncoderModel
+    from stylebridge.pipelines.generate import parse_seeds
+
+    model = load(args.model)
+    if isinstance(model, StyleEncoderModel):  # pSp / e4e: K multi-modal outputs by mixing the fine styles
+        from stylebridge.pipelines.encoder import translate_folder
+
+        if args.walk or args.style_encoder:
+            raise ValueError(f"{args.model}: --walk and --style-encoder apply to activation-map translators; "
+                             "a pSp / e4e model takes --samples K (and --style-seed for the first sample's seed)")
+        report = translate_folder(model, args.images, args.out, samples=args.samples, batch=args.batch,
+                                  seed=args.style_seed or 0, truncation_psi=args.truncation,
+                                  progress=not args.quiet, device=args.device, precision=args.precision)
+        print(f"wrote {report.written} translations to {report.out}/" + (f" ({len(report.skipped)} unreadable "
+              "files skipped, listed in skipped.txt)" if report.skipped else ""))
+        return 0
+    if not isinstance(model, ActivationMapTranslator):
+        raise ValueError(f"{args.model}: holds a {type(model).__name__}, not a translator (a pSp / e4e model or an "
+                         "activation-map translator)")
+    from stylebridge.pipelines.actmap import translate_folder
+
+    if args.samples:
+        raise ValueError("--samples applies to pSp / e4e models; an activation-map translator takes "
+                         "--style-seed S or --walk S1,S2 --frames N")
+    written = translate_folder(model, args.images, args.out, seed=args.style_seed,
+                               walk_seeds=parse_seeds(args.walk) if args.walk else None, frames=args.frames,
+                               style_encoder=args.style_encoder, truncation_psi=args.truncation,
+                               batch_size=args.batch, device=args.device, precision=args.precision,
+                               progress=not args.quiet)
+    print(f"wrote {len(written)} files to {args.out}/")
+    return 0
+
+
+def _cmd_train_domain(args: argparse.Namespace) -> int:
+    from stylebridge.train.domain_net import DomainTrainConfig, evaluate_domain_network, train_domain_network
+
+    torch.set_num_threads(args.threads) if args.threads else None
+    cfg = DomainTrainConfig(steps=args.steps, batch=args.batch, resolution=args.resolution, seed=args.seed,
+                            head_spatial=args.head_spatial, blur_prob=args.blur_prob, init_from=args.init_from,
+                            lr=args.lr)
+    net = train_domain_network(args.out, cfg, resume=not args.no_resume)
+    report = evaluate_domain_network(net, faces=args.eval_faces, resolution=args.resolution)
+    (Path(args.out) / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    for name, scores in report.items():
+        print(f"{name:16s} " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+    print(f"wrote {args.out}/model (native) and {args.out}/eval.json")
+    return 0
+
+
+def _cmd_metrics_fd(args: argparse.Namespace) -> int:
+    from stylebridge.core.device import pick_device
+    from stylebridge.formats.loading import load
+    from stylebridge.metrics.frechet import fd_of_generator, feature_extractor
+    from stylebridge.models.stylegan2 import StyleGAN2Generator
+
+    device = pick_device(args.device)
+    G = load(args.model, part=args.part)
+    if not isinstance(G, StyleGAN2Generator):
+        raise CheckpointError(f"{args.model}: holds a {type(G).__name__}, not a generator")
+    if args.real != "synthfaces" and not Path(args.real).is_dir():
+        raise NotADirectoryError(f"{args.real}: not a folder of images (or 'synthfaces')")
+    extractor = feature_extractor(args.features).to(device)
+    res = fd_of_generator(G.to(device).eval(), extractor, args.real, args.n, args.truncation, args.seed,
+                          with_reference=args.reference, cache_dir=args.cache, progress=not args.quiet)
+    print(res)
+    if args.json:
+        from stylebridge.core.atomic import atomic_write_text
+
+        doc = {**res.to_dict(), "model": str(args.model), "real": args.real, "truncation": args.truncation,
+               "seed": args.seed}
+        atomic_write_text(Path(args.json), json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stylebridge", description=__doc__)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="render images from seeds")
+    g.add_argument("--model", required=True, help="checkpoint file, model folder or shipped model name")
+    g.add_argument("--seeds", default="0-15", help="seeds, e.g. 0-15 or 1,5,9 (default 0-15)")
+    g.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default 1.0: none)")
+    g.add_argument("--noise-mode", default="const", choices=("const", "random", "none"))
+    g.add_argument("--out", required=True, help="a .png path for one grid, or a folder for one PNG per seed")
+    g.add_argument("--nrow", type=int, default=None, help="images per grid row")
+    g.add_argument("--batch", type=int, default=8)
+    g.add_argument("--part", default=None, help=PART_HELP)
+    g.add_argument("--device", default="auto")
+    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=_cmd_generate)
+
+    c = sub.add_parser("convert", help="convert any supported checkpoint to a native model folder")
+    c.add_argument("src")
+    c.add_argument("out_dir")
+    c.add_argument("--part", default=None, help=PART_HELP)
+    c.set_defaults(func=_cmd_convert)
+
+    i = sub.add_parser("info", help="format, config and parameter count of a checkpoint")
+    i.add_argument("path")
+    i.add_argument("--part", default=None, help=PART_HELP)
+    i.set_defaults(func=_cmd_info)
+
+    data = sub.add_parser("data", help="data sets: synthfaces, image folders").add_subparsers(dest="what",
+                                                                                               required=True)
+    ds = data.add_parser("synthfaces", help="render synthfaces to PNG (+ sketches, segmentations, attributes)")
+    ds.add_argument("--count", type=int, required=True)
+    ds.add_argument("--resolution", type=int, default=64)
+    ds.add_argument("--out", required=True)
+    ds.add_argument("--with", dest="with_", default="attrs", help="comma list of sketch, seg, attrs (default attrs)")
+    ds.add_argument("--seed", type=int, default=0, help="first seed (faces are seeds seed..seed+count-1)")
+    ds.add_argument("--batch", type=int, default=64)
+    ds.add_argument("--quiet", action="store_true")
+    ds.set_defaults(func=_cmd_data_synthfaces)
+
+    dp = data.add_parser("prepare", help="clean an image folder: decode, centre-crop or align, resize, PNG")
+    dp.add_argument("src")
+    dp.add_argument("--resolution", type=int, required=True)
+    dp.add_argument("--out", required=True)
+    dp.add_argument("--align", action="store_true", help="FFHQ alignment with dlib's 68-point model (optional extra)")
+    dp.add_argument("--strict", action="store_true", help="stop at the first unreadable file instead of skipping it")
+    dp.add_argument("--quiet", action="store_true")
+    dp.set_defaults(func=_cmd_data_prepare)
+    de = data.add_parser("emoji", help="render the face-like emoji of Noto Color Emoji (out-of-domain test set)")
+    de.add_argument("--out", required=True)
+    de.add_argument("--resolution", type=int, default=64)
+    de.add_argument("--background", default="#ffffff", help="background colour, hex (default #ffffff)")
+    de.set_defaults(func=_cmd_data_emoji)
+
+    tr = sub.add_parser("train", help="train a model").add_subparsers(dest="what", required=True)
+    tg = tr.add_parser("gan", help="StyleGAN2 on synthfaces or an image folder (torchrun for several processes)")
+    tg.add_argument("--config", default=None, help="YAML experiment config (see configs/gan/)")
+    tg.add_argument("--out", default=None, help="run folder")
+    tg.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
+    tg.add_argument("--steps", type=int, default=None, help="total steps (overrides optim.steps)")
+    tg.add_argument("--max-steps-this-run", type=int, default=None, help="stop (checkpointed) after this many")
+    tg.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.001")
+    tg.set_defaults(func=_cmd_train_gan)
+
+    te = tr.add_parser("encoder", help="pSp / e4e encoders or the activation-map translator for a frozen generator")
+    te.add_argument("--arch", required=True, choices=("psp", "e4e", "actmap"))
+    te.add_argument("--generator", default=None, help="the frozen StyleGAN2 (path or shipped name)")
+    te.add_argument("--task", default=None,
+                    help="psp/e4e: inversion (default), sketch, segmentation, superres[:f], inpaint, frontalize")
+    te.add_argument("--config", default=None, help="YAML experiment config (see configs/encoder/, configs/actmap/)")
+    te.add_argument("--out", default=None, help="run folder")
+    te.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
+    te.add_argument("--steps", type=int, default=None, help="total steps (overrides optim.steps)")
+    te.add_argument("--max-steps-this-run", type=int, default=None, help="stop (checkpointed) after this many")
+    te.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    te.set_defaults(func=_cmd_train_encoder)
+
+    td = tr.add_parser("domain", help="the domain network on synthfaces attributes (features for metrics/losses)")
+    td.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
+    td.add_argument("--steps", type=int, default=3000)
+    td.add_argument("--batch", type=int, default=64)
+    td.add_argument("--resolution", type=int, default=64)
+    td.add_argument("--seed", type=int, default=0)
+    td.add_argument("--eval-faces", type=int, default=1000)
+    td.add_argument("--head-spatial", type=int, default=4, help="heads see the last stage pooled to S×S (0: off)")
+    td.add_argument("--blur-prob", type=float, default=0.3)
+    td.add_argument("--lr", type=float, default=2e-3)
+    td.add_argument("--init-from", default=None, help="model folder whose trunk starts this run")
+    td.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    td.add_argument("--no-resume", action="store_true", help="start again even if the folder has a checkpoint")
+    td.set_defaults(func=_cmd_train_domain)
+
+    en = sub.add_parser("encode", help="encode a folder of images with a pSp / e4e model: W+ latents + reconstructions")
+    en.add_argument("--model", required=True, help="pSp / e4e checkpoint, native folder or shipped name")
+    en.add_argument("--images", required=True, help="folder of images (searched recursively)")
+    en.add_argument("--out", required=True)
+    en.add_argument("--batch", type=int, default=8)
+    en.add_argument("--no-reconstructions", action="store_true", help="write the latents only")
+    en.add_argument("--device", default="auto")
+    en.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    en.add_argument("--quiet", action="store_true")
+    en.set_defaults(func=_cmd_encode)
+
+    tl = sub.add_parser("translate", help="translate a folder of images (sketches, photos, emoji …) into the "
+                                          "generator's domain with a pSp / e4e model or an activation-map translator")
+    tl.add_argument("--model", required=True, help="translator: checkpoint, native folder or shipped name")
+    tl.add_argument("--images", required=True, help="folder of images (searched recursively) or one image")
+    tl.add_argument("--out", required=True)
+    tl.add_argument("--samples", type=int, default=0, help="pSp / e4e: K extra outputs with random fine styles")
+    tl.add_argument("--style-seed", type=int, default=None, help="the style of this seed (default: the mean w)")
+    tl.add_argument("--walk", default=None, metavar="S1,S2,…", help="actmap: a walk through these seeds' styles")
+    tl.add_argument("--frames", type=int, default=16, help="frames of a --walk (PNG frames + a GIF per image)")
+    tl.add_argument("--style-encoder", default=None, help="actmap: take each image's styles from this pSp / e4e")
+    tl.add_argument("--truncation", type=float, default=1.0)
+    tl.add_argument("--batch", type=int, default=8)
+    tl.add_argument("--device", default="auto")
+    tl.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    tl.add_argument("--quiet", action="store_true")
+    tl.set_defaults(func=_cmd_translate)
+
+    me = sub.add_parser("metrics", help="quality metrics").add_subparsers(dest="what", required=True)
+    mf = me.add_parser("fd", help="Fréchet distance of a generator to real images (FID with an Inception file)")
+    mf.add_argument("--model", required=True, help="generator: checkpoint file, model folder or shipped name")
+    mf.add_argument("--real", default="synthfaces", help="'synthfaces' (rendered) or a folder of real images")
+    mf.add_argument("--features", default="synthfaces-domain",
+                    help="feature network: a domain network (name or folder) → FD[name], or an Inception-v3 "
+                         "weights file (pytorch-fid's pt_inception-2015-12-05 → standard FID)")
+    mf.add_argument("--n", type=int, default=10_000, help="images per set (default 10000)")
+    mf.add_argument("--truncation", type=float, default=1.0)
+    mf.add_argument("--seed", type=int, default=0, help="seed of the generated set")
+    mf.add_argument("--reference", action="store_true", help="also the distance between two real synthfaces sets")
+    mf.add_argument("--cache", default=None, help="folder to cache real-set statistics in")
+    mf.add_argument("--json", default=None, help="also write the result to this JSON file")
+    mf.add_argument("--part", default=None, help=PART_HELP)
+    mf.add_argument("--device", default="auto")
+    mf.add_argument("--quiet", action="store_true")
+    mf.set_defaults(func=_cmd_metrics_fd)
+
+    d = sub.add_parser("demo", help="the project's demo: samples, truncation sweep, style mixing")
+    d.add_argument("--out", default="demo_out", help="output folder (default demo_out/)")
+    d.add_argument("--model", default=None, help="generator to use (default: the best one available)")
+    d.add_argument("--device", default="auto")
+    d.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def _version() -> str:
+    from stylebridge import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CheckpointError, FileNotFoundError, NotADirectoryError, ValueError, KeyError, ImportError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"stylebridge {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(False)
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""Native model format: a folder with ``config.json`` (model type + frozen-dataclass config) and
+``model.safetensors``. Shared by every model family; loading is strict and reports missing/unexpected keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from stylebridge.core.atomic import atomic_write, atomic_write_text
+from stylebridge.core.errors import CheckpointError
+from stylebridge.core.registry import resolve
+
+__all__ = ["MODEL_TYPES", "CheckpointError", "PretrainedModel", "check_state_dict", "config_from_dict"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_VERSION = 1
+
+MODEL_TYPES: dict[str, type[PretrainedModel]] = {}
+
+
+def config_from_dict(cls: type, data: dict[str, Any], source: str = "config") -> Any:
+    """Build the frozen dataclass ``cls`` from a dict; unknown keys are errors, lists become tuples."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise CheckpointError(f"{source}: unknown {cls.__name__} keys {unknown}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: invalid {cls.__name__}: {exc}") from exc
+
+
+def nested_config(cls: type, value: Any, name: str) -> Any:
+    """A sub-config given as a ``cls`` instance or as a dict (as read back from config.json), as a ``cls``."""
+    if isinstance(value, dict):
+        return config_from_dict(cls, value, source=name)
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__name__} or a dict, got {type(value).__name__}")
+    return value
+
+
+def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise CheckpointError naming missing/unexpected keys and shape mismatches, then load with strict=True."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_short(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_short(unexpected)}")
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if shapes:
+        problems.append("shape mismatches " + _short(shapes))
+    if problems:
+        raise CheckpointError(f"{source}: does not match {type(model).__name__}: " + "; ".join(problems))
+    model.load_state_dict(state, strict=True)
+
+
+def _short(items: list[str], limit: int = 8) -> str:
+    head = ", ".join(items[:limit])
+    return f"[{head}{f', … ({len(items) - limit} more)' if len(items) > limit else ''}]"
+
+
+class PretrainedModel(nn.Module):
+    """Base class: ``Model(config)``, ``save_pretrained(dir)``, ``Model.from_pretrained(dir)``."""
+
+    model_type: ClassVar[str] = ""
+    config_class: ClassVar[type] = object
+    config: Any
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.model_type:
+            MODEL_TYPES[cls.model_type] = cls
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def save_pretrained(self, directory: str | os.PathLike, metadata: dict[str, Any] | None = None, *,
+                        dtype: torch.dtype | None = None, shared: dict[str, str] | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created); files replaced atomically.
+
+        ``dtype`` (e.g. ``torch.float16``) stores the floating-point tensors in that type, halving a shipped file;
+        loading casts them back to the model's dtype. ``shared`` maps a state-dict prefix (``"decoder."``) to a
+        shipped model's name: those tensors are not written but taken from that model at load time (a shipped
+        encoder does not carry a second copy of its shipped generator); a SHA-256 digest of them is stored and
+        checked on load.
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        doc: dict[str, Any] = {"model_type": self.model_type, "format_version": FORMAT_VERSION,
+                               "config": self.config.to_dict()}
+        links = []
+        for prefix, name in (shared or {}).items():
+            part = {k[len(prefix):]: state.pop(k) for k in [k for k in state if k.startswith(prefix)]}
+            if not part:
+                raise ValueError(f"shared: no weights under {prefix!r} in this {type(self).__name__}")
+            if resolve(name) is None:
+                raise ValueError(f"shared: {name!r} is not a shipped model")
+            links.append({"prefix": prefix, "model": name, "sha256": _digest(part)})
+        if links:
+            doc["shared_weights"] = links
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+            doc["stored_dtype"] = str(dtype).removeprefix("torch.")
+        if metadata:
+            doc["metadata"] = metadata
+        atomic_write(out / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"model_type": self.model_type}))
+        atomic_write_text(out / CONFIG_NAME, json.dumps(doc, indent=2) + "\n")
+        return out
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> PretrainedModel:
+        """Load a native folder written by ``save_pretrained``; the folder's model type must fit ``cls``."""
+        doc = read_native_config(directory)
+        model_cls = MODEL_TYPES.get(doc["model_type"])
+        if model_cls is None or not issubclass(model_cls, cls):
+            raise CheckpointError(f"{directory}: holds a {doc['model_type']!r} model, not a {cls.__name__}")
+        config = config_from_dict(model_cls.config_class, doc["config"], source=str(Path(directory) / CONFIG_NAME))
+        model = model_cls(config)
+        weights = Path(directory) / WEIGHTS_NAME
+        try:
+            state = load_file(str(weights), device=str(map_location))
+        except Exception as exc:  # safetensors raises several types for truncated/corrupt files
+            raise CheckpointError(f"{weights}: cannot read safetensors file ({exc})") from exc
+        for link in doc.get("shared_weights", []):
+            state.update(_shared_part(link, Path(directory), map_location))
+        check_state_dict(model, state, str(weights))
+        return model.eval()
+
+
+def _digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's keys and values (floats as fp32, so a stored dtype does not change it)."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu()
+        t = t.float() if t.is_floating_point() else t
+        h.update(k.encode())
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _shared_part(link: dict[str, Any], directory: Path, map_location: str | torch.device) -> dict[str, torch.Tensor]:
+    """The tensors a folder takes from a shipped model (``shared_weights`` in its config), digest-checked."""
+    name, prefix = link.get("model"), link.get("prefix")
+    src = resolve(str(name)) if isinstance(name, str) else None
+    if src is None or not isinstance(prefix, str):
+        raise CheckpointError(f"{directory / CONFIG_NAME}: shares weights with {name!r}, which is not a shipped model "
+                              "of this installation")
+    part = PretrainedModel.from_pretrained(src, map_location=map_location).state_dict()
+    if _digest(part) != link.get("sha256"):
+        raise CheckpointError(f"{directory / CONFIG_NAME}: the shipped model {name!r} is not the one these weights "
+                              "were saved with (digest differs)")
+    return {prefix + k: v for k, v in part.items()}
+
+
+def read_native_config(directory: str | os.PathLike) -> dict[str, Any]:
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{directory}: not a stylebridge model folder (no {CONFIG_NAME})")
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: invalid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or "model_type" not in doc or "config" not in doc:
+        raise CheckpointError(f"{path}: missing 'model_type' or 'config'")
+    if doc.get("format_version", 1) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {doc['format_version']} is newer than this stylebridge")
+    return doc
+

@@ -1,0 +1,1 @@
+"""Evaluation on synthfaces' exact ground truth: the `stylebridge evaluate` table and the model-card figures."""
