@@ -7,6 +7,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import types
+import typing
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,16 +30,108 @@ MODEL_TYPES: dict[str, type[PretrainedModel]] = {}
 
 
 def config_from_dict(cls: type, data: dict[str, Any], source: str = "config") -> Any:
-    """Build the frozen dataclass ``cls`` from a dict; unknown keys are errors, lists become tuples."""
+    """Build the frozen dataclass ``cls`` from a dict; unknown keys are errors, lists become tuples.
+
+    Every field is checked against its annotation first (`check_config_types`), so a ``config.json`` holding
+    ``"lr_multiplier": "fast"`` fails here with one line naming the file and the field, not later in a layer.
+    """
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{source}: {cls.__name__} must be a JSON object, got {_json_type(data)}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise CheckpointError(f"{source}: unknown {cls.__name__} keys {unknown}")
+    check_config_types(cls, data, source)
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{source}: invalid {cls.__name__}: {exc}") from exc
+
+
+def _json_type(value: Any) -> str:
+    return {type(None): "null", bool: "a boolean", str: "a string", list: "a list", dict: "an object"}.get(
+        type(value), f"a {type(value).__name__}")
+
+
+def _value_text(value: Any) -> str:
+    """'"fast" (a string)', 'null', '[1, "a"] (a list)': a JSON value for a message, shortened."""
+    if value is None:
+        return "null"
+    text = "an object" if isinstance(value, dict) else json.dumps(value, default=str)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return text if isinstance(value, dict) else f"{text} ({_json_type(value)})"
+
+
+def _type_text(tp: Any) -> str:
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return " or ".join(_type_text(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if typing.get_origin(tp) is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            plural = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}.get(args[0], "items")
+            return f"a list of {plural}"
+        return f"a list [{', '.join(_type_text(a) for a in args)}]"
+    if dataclasses.is_dataclass(tp):
+        return f"an object ({tp.__name__})"
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _fits(value: Any, tp: Any, field: str, source: str) -> bool:
+    """Whether a JSON value fits annotation ``tp`` (nested dataclass dicts are checked field by field)."""
+    if tp is Any:
+        return True
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return any(_fits(value, a, field, source) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if typing.get_origin(tp) is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(v, args[0], field, source) for v in value)
+        return len(value) == len(args) and all(_fits(v, a, field, source) for v, a in zip(value, args))
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if isinstance(value, tp):
+            return True
+        if not isinstance(value, dict):
+            return False
+        check_config_types(tp, value, source, prefix=f"{field}.")
+        return True
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True  # an annotation this checker does not know: the dataclass's own checks decide
+
+
+def check_config_types(cls: type, data: dict[str, Any], source: str = "config", prefix: str = "") -> None:
+    """Raise CheckpointError("SOURCE: field 'F' must be T, got V") for the first value in ``data`` that does not
+    fit its field's annotation in dataclass ``cls``: int, float (ints accepted), bool, str, tuple[...] (lists
+    accepted), ``X | None`` and nested config dataclasses (objects, checked field by field)."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        name = f"{prefix}{f.name}"
+        if isinstance(value, dict) and dataclasses.is_dataclass(hints.get(f.name)):
+            unknown = sorted(set(value) - {g.name for g in dataclasses.fields(hints[f.name])})
+            if unknown:
+                raise CheckpointError(f"{source}: unknown {name} keys {unknown}")
+        if not _fits(value, hints.get(f.name, Any), name, source):
+            raise CheckpointError(f"{source}: field {name!r} must be {_type_text(hints[f.name])}, got "
+                                  f"{_value_text(value)}")
 
 
 def nested_config(cls: type, value: Any, name: str) -> Any:
@@ -130,8 +224,9 @@ class PretrainedModel(nn.Module):
         if model_cls is None or not issubclass(model_cls, cls):
             raise CheckpointError(f"{directory}: holds a {doc['model_type']!r} model, not a {cls.__name__}")
         config = config_from_dict(model_cls.config_class, doc["config"], source=str(Path(directory) / CONFIG_NAME))
-        model = model_cls(config)
         weights = Path(directory) / WEIGHTS_NAME
+        check_sizes_before_allocating(model_cls, config, weights, doc)
+        model = model_cls(config)
         try:
             state = load_file(str(weights), device=str(map_location))
         except Exception as exc:  # safetensors raises several types for truncated/corrupt files
@@ -140,6 +235,41 @@ class PretrainedModel(nn.Module):
             state.update(_shared_part(link, Path(directory), map_location))
         check_state_dict(model, state, str(weights))
         return model.eval()
+
+
+def check_sizes_before_allocating(model_cls: type[PretrainedModel], config: Any, weights: Path,
+                                  doc: dict[str, Any]) -> None:
+    """Compare the tensor shapes ``config`` implies with the safetensors header of ``weights`` without allocating
+    anything: the model is built on the meta device (no memory), the file's header read with ``safe_open`` (no
+    tensor data). A config.json whose sizes do not fit its weights (``"z_dim": 1000000000``) fails here in
+    milliseconds, naming the file and the first mismatching tensors, instead of allocating terabytes first.
+    Tensors taken from a shipped model (``shared_weights``) are checked when that model loads.
+    """
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            header = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as exc:  # missing, truncated or not a safetensors file
+        raise CheckpointError(f"{weights}: cannot read safetensors file ({exc})") from exc
+    try:
+        with torch.device("meta"):
+            meta = model_cls(config)
+        own = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
+    except Exception:
+        return
+    shared = [link.get("prefix", "") for link in doc.get("shared_weights", []) if isinstance(link, dict)]
+    bad = [f"{k}: checkpoint {header[k]} vs config {own[k]}" for k in own if k in header and header[k] != own[k]]
+    if bad:
+        raise CheckpointError(f"{weights}: the sizes in {CONFIG_NAME} do not match the weights: shape mismatches "
+                              f"{_short(bad)}")
+    missing = sorted(k for k in set(own) - set(header) if not any(p and k.startswith(p) for p in shared))
+    unexpected = sorted(set(header) - set(own))
+    if missing or unexpected:
+        parts = ([f"missing keys {_short(missing)}"] if missing else []) + (
+            [f"unexpected keys {_short(unexpected)}"] if unexpected else [])
+        raise CheckpointError(f"{weights}: does not match {model_cls.__name__} as {CONFIG_NAME} describes it: "
+                              + "; ".join(parts))
 
 
 def _digest(state: dict[str, torch.Tensor]) -> str:
@@ -177,6 +307,14 @@ def read_native_config(directory: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path}: invalid JSON ({exc})") from exc
     if not isinstance(doc, dict) or "model_type" not in doc or "config" not in doc:
         raise CheckpointError(f"{path}: missing 'model_type' or 'config'")
+    for key, kind, ok in (("model_type", "a string", isinstance(doc["model_type"], str)),
+                          ("config", "an object", isinstance(doc["config"], dict)),
+                          ("format_version", "an integer", "format_version" not in doc or (
+                              isinstance(doc["format_version"], int) and not isinstance(doc["format_version"], bool))),
+                          ("shared_weights", "a list of objects", isinstance(doc.get("shared_weights", []), list)
+                           and all(isinstance(x, dict) for x in doc.get("shared_weights", [])))):
+        if not ok:
+            raise CheckpointError(f"{path}: field {key!r} must be {kind}, got {_value_text(doc.get(key))}")
     if doc.get("format_version", 1) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: format version {doc['format_version']} is newer than this stylebridge")
     return doc
