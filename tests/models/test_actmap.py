@@ -244,7 +244,7 @@ def test_translate_folder_writes_translations_and_walks(T16, tmp_path):
         "a.gif", "a/frame0000.png", "a/frame0001.png", "a/frame0002.png"]
     with pytest.raises(ValueError, match="walk sets the styles itself"):
         translate_folder(T16, src, out, seed=1, walk_seeds=[1, 2], progress=False)
-    with pytest.raises(ValueError, match="not an activation-map translator"):
+    with pytest.raises(ValueError, match="holds a DomainNetwork; expected an activation-map translator"):
         translate_folder(stylebridge.load("synthfaces-domain"), src, out, progress=False)
 
 

@@ -30,7 +30,7 @@ from stylebridge.formats import nvlabs, psp_e4e
 from stylebridge.formats.common import CheckpointInfo
 from stylebridge.formats.rosinality import discriminator_from_rosinality, generator_from_rosinality
 
-__all__ = ["CheckpointInfo", "describe", "load"]
+__all__ = ["CheckpointInfo", "describe", "describe_model", "expected_text", "load"]
 
 logger = logging.getLogger("stylebridge.formats")
 M = TypeVar("M", bound=PretrainedModel)
@@ -62,19 +62,24 @@ def load(path: str | os.PathLike, part: str | None = None, *,
     """
     model, _ = _load_with_info(path, part)
     if expect is not None and not isinstance(model, expect):
-        raise WrongModelError(f"{path}: holds {describe_model(model)}; expected {_expected_text(expect)}")
+        raise WrongModelError(f"{path}: holds {describe_model(model)}; expected {expected_text(expect)}")
     return model
 
 
 def describe_model(model: torch.nn.Module) -> str:
     """'a StyleGAN2 generator (StyleGAN2Generator)': what a model is, for messages."""
     label = getattr(model, "display_name", "") or type(model).__name__
-    return f"a {label} ({type(model).__name__})" if label != type(model).__name__ else f"a {label}"
+    article = "an" if label[:1].lower() in "aeiou" else "a"
+    return f"{article} {label} ({type(model).__name__})" if label != type(model).__name__ else f"{article} {label}"
 
 
-def _expected_text(expect: type | tuple[type, ...]) -> str:
+def expected_text(expect: type | tuple[type, ...]) -> str:
+    """'StyleGAN2Generator', 'a pSp / e4e model or an activation-map translator': the kinds a caller accepts."""
     kinds = expect if isinstance(expect, tuple) else (expect,)
-    names = [getattr(k, "display_name", "") or k.__name__ for k in kinds]
+    names = []
+    for k in kinds:
+        label = getattr(k, "display_name", "")
+        names.append(f"{'an' if label[:1].lower() in 'aeiou' else 'a'} {label}" if label else k.__name__)
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 

@@ -246,6 +246,7 @@ class ActivationMapTranslator(PretrainedModel):
 
     model_type = "actmap-translator"
     config_class = ActivationMapTranslatorConfig
+    display_name = "activation-map translator"  # for messages ("X holds …; expected an activation-map translator")
 
     def __init__(self, config: ActivationMapTranslatorConfig) -> None:
         super().__init__()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -212,6 +212,7 @@ class StyleEncoderModel(PretrainedModel):
     """
 
     config: Any
+    display_name: ClassVar[str] = "pSp / e4e model"  # for messages ("X holds …; expected a pSp / e4e model")
 
     def _build(self, encoder: nn.Module, latent_rows: int) -> None:
         c = self.config

@@ -1,5 +1,6 @@
-"""Encoder inference over folders: inversion (`encode_folder`) and translation with multi-modal outputs
-(`translate_folder`). Library functions first; the CLI's ``encode`` / ``translate`` only call these.
+"""pSp / e4e inference: `EncoderPipeline` (images → W+ and reconstructions or translations, with multi-modal
+samples), and over folders through the one runner: inversion (`encode_folder`) and translation (`translate_folder`).
+Library functions first; the CLI's ``encode`` / ``translate`` only call these.
 
     from stylebridge.pipelines.encoder import encode_folder, translate_folder
     encode_folder("runs/psp/model", "photos/", "out/")                  # out/latents/*.safetensors + reconstructions
@@ -19,51 +20,28 @@ stored noise, so outputs are reproducible; sample k of the image at position i u
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
+from typing import Any
 
 import torch
-import torch.nn.functional as F
-from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
-from stylebridge.core.atomic import atomic_write, atomic_write_text
-from stylebridge.core.device import autocast, pick_device, resolve_precision
-from stylebridge.core.imageio import BadImageError, make_grid, save_image, scan_images
-from stylebridge.data.paired import input_kind, load_input
+from stylebridge.data.paired import input_kind
 from stylebridge.models.encoder_base import StyleEncoderModel, mix_latents
+from stylebridge.pipelines.base import InputSpec, Pipeline, PipelineResult, register_pipeline
+from stylebridge.pipelines.runner import FolderReport, Outputs, input_preview, run_folder
 
-__all__ = ["FolderReport", "default_latent_mask", "encode_folder", "input_preview", "load_encoder", "translate_folder"]
-
-logger = logging.getLogger("stylebridge.pipelines.encoder")
-
-# Colours of label maps in previews (the synthfaces segmentation palette, then a hue wheel for more labels).
-_PALETTE = [(0, 0, 0), (230, 180, 150), (120, 60, 20), (255, 255, 255), (60, 30, 10), (200, 30, 40),
-            (240, 120, 60), (30, 30, 200), (90, 50, 20), (40, 160, 40)]
-
-
-@dataclass
-class FolderReport:
-    """What a folder run did: images processed, files skipped with reasons, output folder."""
-
-    written: int = 0
-    skipped: list[tuple[Path, str]] = field(default_factory=list)
-    out: Path = Path()
+__all__ = ["EncoderPipeline", "FolderReport", "default_latent_mask", "encode_folder", "input_preview", "load_encoder",
+           "translate_folder"]
 
 
 def load_encoder(model: StyleEncoderModel | str | os.PathLike) -> StyleEncoderModel:
-    """A pSp/e4e model object, or loaded from a path / shipped name (error for anything else)."""
+    """A pSp/e4e model object, or loaded from a path / shipped name (`WrongModelError` for anything else)."""
     if isinstance(model, StyleEncoderModel):
         return model
     from stylebridge.formats.loading import load
 
-    m = load(model)
-    if not isinstance(m, StyleEncoderModel):
-        raise ValueError(f"{model}: holds a {type(m).__name__}, not a pSp/e4e encoder model")
-    return m
+    return load(model, expect=StyleEncoderModel)
 
 
 def default_latent_mask(num_ws: int) -> list[int]:
@@ -73,148 +51,111 @@ def default_latent_mask(num_ws: int) -> list[int]:
     return list(range(start, num_ws))
 
 
-def input_preview(x: torch.Tensor, side: int | None = None) -> torch.Tensor:
-    """Encoder inputs [N, C, H, W] → RGB previews [N, 3, side, side] in [-1, 1]: RGB as is, sketches repeated,
-    RGB + mask as the masked RGB, one-hot label maps coloured (synthfaces' segmentation palette)."""
-    c = x.shape[1]
-    kind = input_kind(c)
-    if kind == "rgb":
-        out = x
-    elif kind == "gray":
-        out = x.repeat(1, 3, 1, 1)
-    elif kind == "rgb+mask":
-        out = x[:, :3]
-    else:
-        colours = [_PALETTE[i] if i < len(_PALETTE) else _hue(i, c) for i in range(c)]
-        table = torch.tensor(colours, dtype=torch.float32, device=x.device) / 127.5 - 1  # [C, 3]
-        out = table[x.argmax(dim=1)].permute(0, 3, 1, 2)
-    out = out.float()
-    if side is not None and out.shape[-1] != side:
-        out = F.interpolate(out, size=(side, side), mode="nearest")
-    return out
+class EncoderPipeline(Pipeline):
+    """pSp / e4e: inputs [N, in_channels, input_size, input_size] (RGB / sketches in [-1, 1], one-hot label maps in
+    {0, 1}, RGB + mask) → ``images`` [N, img_channels, R, R] (the reconstruction or translation, about [-1, 1]; R the
+    generator's resolution or ``resize``), ``latents["w_plus"]`` [N, num_ws, w_dim].
+
+    Options:
+        samples: K >= 0 multi-modal variants → ``extras["samples"]`` [N, K, img_channels, R, R] (pSp's style mixing:
+            the rows of ``latent_mask`` take a random w, see the module docstring).
+        seed: sample k of the input at position p uses z from ``torch.Generator().manual_seed(seed * 1_000_003 + p)``
+            (``positions`` from the caller, default 0..N-1), so outputs do not depend on the batch size.
+        truncation_psi: for the samples' w (default 1.0: none). latent_mask: W+ rows to mix (default
+            `default_latent_mask`). alpha: blend instead of replace.
+        resize: output side by average pooling (pSp's face_pool); None/False: the generator's resolution.
+        decode: False to skip the generator (``images`` is then an empty [N, 0, 0, 0]).
+    """
+
+    name = "encoder"
+    model_class = StyleEncoderModel
+    options = ("samples", "seed", "truncation_psi", "latent_mask", "alpha", "resize", "decode")
+
+    @property
+    def input_spec(self) -> InputSpec:
+        c = self.model.config.encoder
+        kind = input_kind(c.in_channels)
+        return InputSpec(channels=c.in_channels, size=c.input_size, kind=kind,
+                         range=(0.0, 1.0) if kind == "labels" else (-1.0, 1.0))
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.latent_avg.device
+
+    def latent_metadata(self) -> dict[str, str]:
+        return {"num_ws": str(self.model.num_ws), "w_dim": str(self.model.w_dim)}
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        super().check_options(options)
+        import math
+
+        samples = options.get("samples", 0)
+        if not isinstance(samples, int) or samples < 0:
+            raise ValueError(f"samples must be an int >= 0, got {samples!r}")
+        psi = options.get("truncation_psi", 1.0)
+        if not isinstance(psi, (int, float)) or not math.isfinite(psi):
+            raise ValueError(f"truncation_psi must be a finite number, got {psi!r}")
+        mask = options.get("latent_mask")
+        if samples and mask is not None and not list(mask):
+            raise ValueError("latent_mask is empty: no rows to mix")
+
+    def run(self, inputs: torch.Tensor, positions: Sequence[int], samples: int = 0, seed: int | None = 0,
+            truncation_psi: float = 1.0, latent_mask: Sequence[int] | None = None, alpha: float | None = None,
+            resize: int | bool | None = None, decode: bool = True, **_: Any) -> PipelineResult:
+        m = self.model
+        dev = self.device
+        seed = seed or 0
+        w_plus = m.encode(inputs).float()
+        n = w_plus.shape[0]
+        images = m.decode(w_plus, resize=resize or False).float() if decode else w_plus.new_zeros(n, 0, 0, 0)
+        result = PipelineResult(images=images, latents={"w_plus": w_plus})
+        if samples:
+            G = m.decoder
+            mask = list(latent_mask) if latent_mask is not None else default_latent_mask(m.num_ws)
+            z = torch.stack([torch.randn(samples, G.z_dim, generator=torch.Generator().manual_seed(
+                seed * 1_000_003 + p)) for p in positions]).to(dev)  # [N, K, z_dim]
+            w = G.map(z.flatten(0, 1), truncation_psi).view(n, samples, -1)
+            variants = [m.decode(mix_latents(w_plus, mask, w[:, k], alpha), resize=resize or False).float()
+                        for k in range(samples)]
+            result.extras["samples"] = torch.stack(variants, dim=1)
+        return result
 
 
-def _hue(i: int, n: int) -> tuple[int, int, int]:
-    import colorsys
-
-    r, g, b = colorsys.hsv_to_rgb(i / max(n, 1), 0.8, 0.9)
-    return int(r * 255), int(g * 255), int(b * 255)
+register_pipeline(StyleEncoderModel, EncoderPipeline)
 
 
-def _batches(files: list[Path], model: StyleEncoderModel, batch: int,
-             report: FolderReport) -> Iterator[tuple[list[int], list[Path], torch.Tensor]]:
-    """Lazily loaded input batches: (positions, files, inputs [B, C, S, S]); bad files go to the report."""
-    c = model.config.encoder
-    pos, names, tensors = [], [], []
-    for i, f in enumerate(files):
-        try:
-            tensors.append(load_input(f, c.in_channels, c.input_size))
-        except BadImageError as e:
-            logger.warning("skipping %s", e)
-            report.skipped.append((f, str(e).removeprefix(f"{f}: ")))
-            continue
-        pos.append(i)
-        names.append(f)
-        if len(tensors) == batch:
-            yield pos, names, torch.stack(tensors)
-            pos, names, tensors = [], [], []
-    if tensors:
-        yield pos, names, torch.stack(tensors)
-
-
-def _finish(report: FolderReport, root: Path) -> FolderReport:
-    lines = [f"{p.relative_to(root).as_posix()}\t{reason}" for p, reason in report.skipped]
-    atomic_write_text(report.out / "skipped.txt", "".join(line + "\n" for line in lines))
-    return report
-
-
-def _setup(model: StyleEncoderModel | str | os.PathLike, images_dir: str | os.PathLike, out_dir: str | os.PathLike,
-           device: str, precision: str) -> tuple[StyleEncoderModel, list[Path], Path, Path, torch.device, str]:
-    m = load_encoder(model)
-    dev = pick_device(device)
-    prec = resolve_precision(precision, dev)
-    src, out = Path(images_dir), Path(out_dir)
-    files = scan_images(src, exclude=[out])
-    out.mkdir(parents=True, exist_ok=True)
-    return m.to(dev).eval(), files, src, out, dev, prec
-
-
-@torch.no_grad()
 def encode_folder(model: StyleEncoderModel | str | os.PathLike, images_dir: str | os.PathLike,
                   out_dir: str | os.PathLike, batch: int = 8, progress: bool = True, device: str = "auto",
-                  precision: str = "auto", reconstructions: bool = True, resize: int | None = None) -> FolderReport:
-    """Invert every image under ``images_dir`` (recursive).
+                  precision: str = "auto", reconstructions: bool = True, resize: int | None = None, *,
+                  batch_size: int | None = None) -> FolderReport:
+    """Invert every image under ``images_dir`` (recursive) with `EncoderPipeline` through the folder runner.
 
     Writes ``out_dir/latents/<relative path>.safetensors`` (tensor ``w_plus`` [num_ws, w_dim], fp32, metadata:
     the source file) and, with ``reconstructions``, ``out_dir/reconstructions/<relative path>.png`` (the generator's
-    resolution, or ``resize`` px by average pooling as pSp's face_pool).
+    resolution, or ``resize`` px by average pooling as pSp's face_pool). ``batch_size`` (alias ``batch``).
     """
-    m, files, src, out, dev, prec = _setup(model, images_dir, out_dir, device, precision)
-    report = FolderReport(out=out)
-    # One autocast context for the whole folder: autocast caches the bf16 copies of trainable weights while it is
-    # open, so the 267 M parameters of a full-size pSp encoder are cast once, not once per batch.
-    with autocast(dev, prec), tqdm(total=len(files), desc="encode", unit="img", disable=not progress) as bar:
-        for _, names, x in _batches(files, m, batch, report):
-            w_plus = m.encode(x.to(dev)).float()
-            images = m.decode(w_plus, resize=resize or False).float() if reconstructions else None
-            for j, f in enumerate(names):
-                rel = f.relative_to(src).with_suffix("")
-                path = out / "latents" / f"{rel.as_posix()}.safetensors"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tensors = {"w_plus": w_plus[j].cpu().contiguous()}
-                meta = {"source": f.relative_to(src).as_posix(), "num_ws": str(m.num_ws), "w_dim": str(m.w_dim)}
-                atomic_write(path, lambda p, t=tensors, md=meta: save_file(t, str(p), metadata=md))
-                if images is not None:
-                    save_image(images[j], out / "reconstructions" / f"{rel.as_posix()}.png")
-                report.written += 1
-            bar.update(len(names))
-        bar.update(len(files) - bar.n)
-    return _finish(report, src)
+    pipe = EncoderPipeline(load_encoder(model))
+    return run_folder(pipe, images_dir, out_dir,
+                      outputs=Outputs(images="reconstructions" if reconstructions else None, latents="latents"),
+                      batch_size=batch_size or batch, device=device, precision=precision, progress=progress,
+                      desc="encode", resize=resize, decode=reconstructions)
 
 
-@torch.no_grad()
 def translate_folder(model: StyleEncoderModel | str | os.PathLike, images_dir: str | os.PathLike,
                      out_dir: str | os.PathLike, samples: int = 0, batch: int = 8,
                      latent_mask: Sequence[int] | None = None, alpha: float | None = None, seed: int = 0,
                      truncation_psi: float = 1.0, strips: bool = True, progress: bool = True, device: str = "auto",
-                     precision: str = "auto", resize: int | None = None) -> FolderReport:
+                     precision: str = "auto", resize: int | None = None, *,
+                     batch_size: int | None = None) -> FolderReport:
     """Translate every image under ``images_dir`` (sketches, label maps, low-res or masked photos — whatever the
-    model was trained on) into the generator's domain.
+    model was trained on) into the generator's domain, with `EncoderPipeline` through the folder runner.
 
     Writes ``out_dir/<relative path>.png`` (the translation) and, with ``samples`` K ≥ 1, K multi-modal variants
     ``out_dir/<relative path>_s{k}.png`` (fine styles from random w, see the module docstring) plus, with
     ``strips``, ``out_dir/strips/<relative path>.png``: input | translation | variants side by side.
     """
-    if samples < 0:
-        raise ValueError(f"samples must be >= 0, got {samples}")
-    m, files, src, out, dev, prec = _setup(model, images_dir, out_dir, device, precision)
-    G = m.decoder
-    mask = list(latent_mask) if latent_mask is not None else default_latent_mask(m.num_ws)
-    if samples and not mask:
-        raise ValueError("latent_mask is empty: no rows to mix")
-    report = FolderReport(out=out)
-    # One autocast context for the whole folder (bf16 weight copies cached across batches, as in encode_folder).
-    with autocast(dev, prec), tqdm(total=len(files), desc="translate", unit="img", disable=not progress) as bar:
-        for positions, names, x in _batches(files, m, batch, report):
-            w_plus = m.encode(x.to(dev)).float()
-            outputs = [m.decode(w_plus, resize=resize or False).float()]
-            if samples:
-                z = torch.stack([torch.randn(samples, G.z_dim, generator=torch.Generator().manual_seed(
-                    seed * 1_000_003 + p)) for p in positions]).to(dev)  # [B, K, z_dim]
-                w = G.map(z.flatten(0, 1), truncation_psi).view(len(positions), samples, -1)
-                for k in range(samples):
-                    mixed = mix_latents(w_plus, mask, w[:, k], alpha)
-                    outputs.append(m.decode(mixed, resize=resize or False).float())
-            side = outputs[0].shape[-1]
-            for j, f in enumerate(names):
-                rel = f.relative_to(src).with_suffix("").as_posix()
-                save_image(outputs[0][j], out / f"{rel}.png")
-                for k in range(samples):
-                    save_image(outputs[k + 1][j], out / f"{rel}_s{k}.png")
-                if strips and samples:
-                    row = torch.stack([input_preview(x[j : j + 1], side)[0].to(dev)] + [o[j] for o in outputs])
-                    save_image(make_grid(row.clamp(-1, 1).cpu(), nrow=len(row)), out / "strips" / f"{rel}.png")
-                report.written += 1
-            bar.update(len(names))
-        bar.update(len(files) - bar.n)
-    return _finish(report, src)
+    pipe = EncoderPipeline(load_encoder(model))
+    return run_folder(pipe, images_dir, out_dir, outputs=Outputs(images="", strips=strips),
+                      batch_size=batch_size or batch, device=device, precision=precision, progress=progress,
+                      desc="translate", samples=samples, latent_mask=latent_mask, alpha=alpha, seed=seed,
+                      truncation_psi=truncation_psi, resize=resize)
