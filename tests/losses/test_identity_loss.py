@@ -72,5 +72,5 @@ def test_moco_style_and_domain_variants(tmp_path):
         assert fn.embed(x).norm(dim=1).sub(1).abs().max() < 1e-5
     with pytest.raises(ValueError, match="needs its weights"):
         identity_loss("arcface")
-    with pytest.raises(ValueError, match="not an ArcFace"):
+    with pytest.raises(ValueError, match="holds a ResNet; expected IRSEBackbone"):
         identity_loss("arcface", tmp_path / "resnet18.pth")

@@ -44,10 +44,7 @@ def run_demo(out: Path, model: str | None = None, device: str = "auto", precisio
     if model is None:
         G, source = default_generator()
     else:
-        loaded = load(model)
-        if not isinstance(loaded, StyleGAN2Generator):
-            raise ValueError(f"{model}: holds a {type(loaded).__name__}, not a generator")
-        G, source = loaded, str(model)
+        G, source = load(model, expect=StyleGAN2Generator), str(model)
     G = G.to(dev).eval()
     prec = resolve_precision(precision, dev)
     print(f"demo: {source}; {G.resolution} px, device {dev}, precision {prec}")

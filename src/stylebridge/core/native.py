@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from stylebridge.core.atomic import atomic_write, atomic_write_text
-from stylebridge.core.errors import CheckpointError
+from stylebridge.core.errors import CheckpointError, WrongModelError
 from stylebridge.core.registry import resolve
 
 __all__ = ["MODEL_TYPES", "CheckpointError", "PretrainedModel", "check_state_dict", "config_from_dict"]
@@ -222,7 +222,7 @@ class PretrainedModel(nn.Module):
         doc = read_native_config(directory)
         model_cls = MODEL_TYPES.get(doc["model_type"])
         if model_cls is None or not issubclass(model_cls, cls):
-            raise CheckpointError(f"{directory}: holds a {doc['model_type']!r} model, not a {cls.__name__}")
+            raise WrongModelError(f"{directory}: holds a {doc['model_type']!r} model; expected {cls.__name__}")
         config = config_from_dict(model_cls.config_class, doc["config"], source=str(Path(directory) / CONFIG_NAME))
         weights = Path(directory) / WEIGHTS_NAME
         check_sizes_before_allocating(model_cls, config, weights, doc)

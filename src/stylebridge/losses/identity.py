@@ -108,17 +108,14 @@ def identity_loss(network: str = "auto", weights: str | os.PathLike | None = Non
             raise ValueError(f"the {network} identity loss needs its weights file (identity weights): "
                              + ("ArcFace's model_ir_se50.pth" if network == "arcface"
                                 else "a torchvision ResNet-18/34 state dict"))
-        model = load(weights)
         src = Path(weights).name
         if network == "arcface":
-            if not isinstance(model, IRSEBackbone):
-                raise ValueError(f"{weights}: holds a {type(model).__name__}, not an ArcFace IR-SE backbone")
+            model = load(weights, expect=IRSEBackbone)
             size = model.config.input_size
             depth = model.config.num_layers
             return IdentityLoss(model, lambda x: model(arcface_crop(x, size)),
                                 f"ArcFace IR-SE{depth} ({src}), pSp crop [35:223, 32:220] of 256 px → {size} px")
-        if not isinstance(model, ResNet):
-            raise ValueError(f"{weights}: holds a {type(model).__name__}, not a torchvision ResNet-18/34")
+        model = load(weights, expect=ResNet)
 
         def moco_embed(x: torch.Tensor) -> torch.Tensor:
             x = F.interpolate(x, size=(MOCO_SIZE, MOCO_SIZE))  # e4e: F.interpolate(x, size=224), nearest
@@ -126,10 +123,7 @@ def identity_loss(network: str = "auto", weights: str | os.PathLike | None = Non
 
         return IdentityLoss(model, moco_embed, f"MoCo-style similarity (ResNet-{model.config.depth}, {src}; whole "
                                                f"image at {MOCO_SIZE} px)")
-    model = load(network)
-    if not isinstance(model, DomainNetwork):
-        raise ValueError(f"{network}: holds a {type(model).__name__}, not a domain network (or use 'arcface' / "
-                         "'moco' with a weights file)")
+    model = load(network, expect=DomainNetwork)
     label = network if not Path(network).exists() else Path(network).name
     return IdentityLoss(model, lambda x: model.pooled(x)[1],
                         f"{label} similarity (domain network trained by stylebridge, in place of ArcFace; whole "

@@ -75,13 +75,11 @@ def perceptual_distance(network: str = "auto", lpips_backbone: str | os.PathLike
         return PerceptualDistance(model, f"LPIPS v0.1 ({model.config.net}; {source})")
     from stylebridge.formats.loading import load
 
-    model = load(network)
+    model = load(network, expect=(LPIPS, DomainNetwork))
     if isinstance(model, LPIPS):
         return PerceptualDistance(model, f"LPIPS v0.1 ({model.config.net}; {network})")
-    if isinstance(model, DomainNetwork):
-        return PerceptualDistance(model, f"{_label(network)} distance (domain network trained by stylebridge, "
-                                         "in place of LPIPS)")
-    raise ValueError(f"{network}: holds a {type(model).__name__}, not an LPIPS or domain network")
+    return PerceptualDistance(model, f"{_label(network)} distance (domain network trained by stylebridge, "
+                                     "in place of LPIPS)")
 
 
 def _label(spec: str) -> str:
