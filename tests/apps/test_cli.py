@@ -59,7 +59,7 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, golden_ckpt, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nope.pt" in err
     assert main(["generate", "--model", str(golden_ckpt), "--part", "d", "--out", str(tmp_path / "x.png")]) == 2
-    assert "not a generator" in capsys.readouterr().err
+    assert "holds a StyleGAN2Discriminator; expected StyleGAN2Generator" in capsys.readouterr().err
     assert main(["generate", "--model", str(golden_ckpt), "--seeds", "9-1", "--out", str(tmp_path / "x.png")]) == 2
     assert "invalid seed range" in capsys.readouterr().err
 

@@ -61,7 +61,7 @@ def test_train_psp_then_encode_and_translate(tmp_path, generator, faces, capsys)
     assert "wrote 3 translations" in capsys.readouterr().out
     assert main(["translate", "--model", str(run / "model"), "--images", str(faces / "rgb"), "--out",
                  str(tmp_path / "tr2"), "--walk", "1,2", "--quiet"]) == 2
-    assert "--walk and --style-encoder apply to activation-map translators" in capsys.readouterr().err
+    assert "--walk does not apply to a pSp / e4e model (PSP)" in capsys.readouterr().err
 
 
 def test_train_actmap_then_translate_and_walk(tmp_path, generator, faces, capsys):
@@ -72,7 +72,7 @@ def test_train_actmap_then_translate_and_walk(tmp_path, generator, faces, capsys
     assert (model / "config.json").is_file()
     assert main(["translate", "--model", str(model), "--images", str(faces / "sketch"), "--out",
                  str(tmp_path / "t"), "--style-seed", "3", "--quiet"]) == 0
-    assert "wrote 3 files" in capsys.readouterr().out
+    assert "wrote 3 translations" in capsys.readouterr().out
     assert main(["translate", "--model", str(model), "--images", str(faces / "sketch" / "f0.png"), "--out",
                  str(tmp_path / "w"), "--walk", "1,2", "--frames", "3", "--quiet"]) == 0
     assert (tmp_path / "w" / "f0.gif").is_file() and len(list((tmp_path / "w" / "f0").glob("*.png"))) == 3
@@ -81,4 +81,4 @@ def test_train_actmap_then_translate_and_walk(tmp_path, generator, faces, capsys
     assert "takes no --task" in capsys.readouterr().err
     assert main(["translate", "--model", str(generator), "--images", str(faces / "rgb"), "--out",
                  str(tmp_path / "y"), "--quiet"]) == 2
-    assert "not a translator" in capsys.readouterr().err
+    assert "expected an activation-map translator or a pSp / e4e model" in capsys.readouterr().err

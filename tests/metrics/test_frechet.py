@@ -134,7 +134,7 @@ def test_cli_fd_and_errors(tmp_path, capsys):
     assert doc["metric"] == "FD[dom]" and doc["n"] == 24 and doc["value"] > 0 and doc["reference"] > 0
     assert "FD[dom] = " in capsys.readouterr().out
     assert main(["metrics", "fd", "--model", str(tmp_path / "dom"), "--n", "8", "--quiet"]) == 2
-    assert "not a generator" in capsys.readouterr().err
+    assert "holds a DomainNetwork; expected StyleGAN2Generator" in capsys.readouterr().err
     assert main(["metrics", "fd", "--model", str(tmp_path / "G"), "--real", str(tmp_path / "nope"), "--quiet"]) == 2
     assert "not a folder of images" in capsys.readouterr().err
 

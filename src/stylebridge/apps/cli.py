@@ -22,13 +22,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from stylebridge.pipelines.generate import generate_images, parse_seeds
 
     seeds = parse_seeds(args.seeds)
-    G = load(args.model, part=args.part)
-    if not isinstance(G, StyleGAN2Generator):
-        raise CheckpointError(f"{args.model}: holds a {type(G).__name__}, not a generator")
-    G = G.to(pick_device(args.device))
-    images = generate_images(G, seeds, args.truncation, args.noise_mode, args.batch, args.precision,
-                             progress=not args.quiet)
     out = Path(args.out)
+    (check_writable_file if out.suffix.lower() == ".png" else check_writable_dir)(out)
+    G = load(args.model, part=args.part, expect=StyleGAN2Generator)
+    G = G.to(pick_device(args.device))
+    images = generate_images(G, seeds, args.truncation, args.noise_mode, args.batch_size, args.precision,
+                             progress=not args.quiet)
     if out.suffix.lower() == ".png":
         save_grid(images, out, nrow=args.nrow)
         print(f"wrote {out} ({len(seeds)} images, {G.resolution} px)")
@@ -40,8 +39,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    from stylebridge.core.atomic import check_writable_dir
     from stylebridge.formats.loading import describe
 
+    check_writable_dir(args.out_dir)
     model, info = describe(args.src, part=args.part)
     model.save_pretrained(args.out_dir, metadata={"converted_from": str(args.src), "source_format": info.format,
                                                   "part": args.part or "g_ema"})
@@ -70,7 +71,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from stylebridge.apps.demo import run_demo
+    from stylebridge.core.atomic import check_writable_dir
 
+    check_writable_dir(args.out)
     run_demo(Path(args.out), model=args.model, device=args.device, precision=args.precision)
     return 0
 
@@ -79,7 +82,7 @@ def _cmd_data_synthfaces(args: argparse.Namespace) -> int:
     from stylebridge.data.export import export_synthfaces
 
     extras = [e.strip() for e in args.with_.split(",") if e.strip()] if args.with_ else []
-    out = export_synthfaces(args.out, args.count, args.resolution, extras, seed=args.seed, batch=args.batch,
+    out = export_synthfaces(args.out, args.count, args.resolution, extras, seed=args.seed, batch=args.batch_size,
                             progress=not args.quiet)
     print(f"wrote {args.count} faces ({args.resolution} px{', ' + ', '.join(extras) if extras else ''}) to {out}/")
     return 0
@@ -163,63 +166,72 @@ def _run_folder(args: argparse.Namespace) -> tuple[Path, str | Path | None]:
 def _cmd_encode(args: argparse.Namespace) -> int:
     from stylebridge.pipelines.encoder import encode_folder
 
-    report = encode_folder(args.model, args.images, args.out, batch=args.batch, progress=not args.quiet,
+    report = encode_folder(args.model, args.images, args.out, batch_size=args.batch_size, progress=not args.quiet,
                            device=args.device, precision=args.precision,
                            reconstructions=not args.no_reconstructions)
-    print(f"wrote {report.written} encodings to {report.out}/" + (f" ({len(report.skipped)} unreadable files "
-          "skipped, listed in skipped.txt)" if report.skipped else ""))
+    print(f"wrote {report.written} encodings to {report.out}/" + _skipped_text(report))
     return 0
 
 
+def _skipped_text(report: object) -> str:
+    skipped = getattr(report, "skipped", [])
+    return f" ({len(skipped)} unreadable files skipped, listed in skipped.txt)" if skipped else ""
+
+
+# translate's flags → pipeline options (a flag the chosen pipeline does not take is an error naming the flag)
+_TRANSLATE_FLAGS = {"samples": "--samples", "seed": "--style-seed", "walk": "--walk", "frames": "--frames",
+                    "style_encoder": "--style-encoder", "truncation_psi": "--truncation"}
+
+
 def _cmd_translate(args: argparse.Namespace) -> int:
-    from stylebridge.formats.loading import load
-    from stylebridge.models.actmap import ActivationMapTranslator
-    from stylebridge.models.encoder_base import StyleEncoderModel
+    from stylebridge.formats.loading import describe_model
+    from stylebridge.pipelines.base import load_pipeline
     from stylebridge.pipelines.generate import parse_seeds
+    from stylebridge.pipelines.runner import run_folder
 
-    model = load(args.model)
-    if isinstance(model, StyleEncoderModel):  # pSp / e4e: K multi-modal outputs by mixing the fine styles
-        from stylebridge.pipelines.encoder import translate_folder
-
-        if args.walk or args.style_encoder:
-            raise ValueError(f"{args.model}: --walk and --style-encoder apply to activation-map translators; "
-                             "a pSp / e4e model takes --samples K (and --style-seed for the first sample's seed)")
-        report = translate_folder(model, args.images, args.out, samples=args.samples, batch=args.batch,
-                                  seed=args.style_seed or 0, truncation_psi=args.truncation,
-                                  progress=not args.quiet, device=args.device, precision=args.precision)
-        print(f"wrote {report.written} translations to {report.out}/" + (f" ({len(report.skipped)} unreadable "
-              "files skipped, listed in skipped.txt)" if report.skipped else ""))
-        return 0
-    if not isinstance(model, ActivationMapTranslator):
-        raise ValueError(f"{args.model}: holds a {type(model).__name__}, not a translator (a pSp / e4e model or an "
-                         "activation-map translator)")
-    from stylebridge.pipelines.actmap import translate_folder
-
-    if args.samples:
-        raise ValueError("--samples applies to pSp / e4e models; an activation-map translator takes "
-                         "--style-seed S or --walk S1,S2 --frames N")
-    written = translate_folder(model, args.images, args.out, seed=args.style_seed,
-                               walk_seeds=parse_seeds(args.walk) if args.walk else None, frames=args.frames,
-                               style_encoder=args.style_encoder, truncation_psi=args.truncation,
-                               batch_size=args.batch, device=args.device, precision=args.precision,
-                               progress=not args.quiet)
-    print(f"wrote {len(written)} files to {args.out}/")
+    pipe = load_pipeline(args.model, takes="images")  # the pipeline registered for the model's class
+    options = {"truncation_psi": args.truncation, "samples": args.samples or None, "seed": args.style_seed,
+               "walk": parse_seeds(args.walk) if args.walk else None, "style_encoder": args.style_encoder}
+    options = {k: v for k, v in options.items() if v is not None}
+    if "walk" in options:
+        options["frames"] = args.frames
+    bad = pipe.unknown_options(options)
+    bad = [k for k in bad if not (k == "frames" and "walk" in bad)]  # --frames only came along with --walk
+    if bad:
+        takes = [_TRANSLATE_FLAGS[k] for k in pipe.options if k in _TRANSLATE_FLAGS]
+        raise ValueError(f"{args.model}: {' and '.join(_TRANSLATE_FLAGS[k] for k in bad)} "
+                         f"{'does' if len(bad) == 1 else 'do'} not apply to {describe_model(pipe.model)} "
+                         f"(it takes {', '.join(takes)})")
+    report = run_folder(pipe, args.images, args.out, batch_size=args.batch_size, device=args.device,
+                        precision=args.precision, progress=not args.quiet, desc="translate", **options)
+    print(f"wrote {report.written} translations ({len(report.files)} files) to {report.out}/"
+          + _skipped_text(report))
     return 0
 
 
 def _cmd_train_domain(args: argparse.Namespace) -> int:
-    from stylebridge.train.domain_net import DomainTrainConfig, evaluate_domain_network, train_domain_network
+    from stylebridge.core.atomic import atomic_write_text
+    from stylebridge.train.domain_net import evaluate_domain_network, load_domain_config, train_domain_network
 
     torch.set_num_threads(args.threads) if args.threads else None
-    cfg = DomainTrainConfig(steps=args.steps, batch=args.batch, resolution=args.resolution, seed=args.seed,
-                            head_spatial=args.head_spatial, blur_prob=args.blur_prob, init_from=args.init_from,
-                            lr=args.lr)
-    net = train_domain_network(args.out, cfg, resume=not args.no_resume)
-    report = evaluate_domain_network(net, faces=args.eval_faces, resolution=args.resolution)
-    (Path(args.out) / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    flags = {"optim.steps": args.steps, "optim.batch": args.batch, "data.resolution": args.resolution,
+             "optim.seed": args.seed, "model.head_spatial": args.head_spatial, "loss.blur_prob": args.blur_prob,
+             "optim.lr": args.lr}
+    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
+    if args.init_from:
+        overrides.append(f"model.init_from={args.init_from}")
+    run = Path(args.out)
+    resume = any(run.glob("checkpoint-*.pt")) and not args.no_resume
+    cfg = load_domain_config(args.config or (run / "config.yaml" if resume else None), overrides + list(args.set))
+    net = train_domain_network(run, cfg, resume=resume, max_steps_this_run=args.max_steps_this_run)
+    if not (run / "model").is_dir():
+        print(f"checkpoint written to {run}: run the same command again to continue")
+        return 0
+    report = evaluate_domain_network(net, faces=args.eval_faces, resolution=cfg.data.resolution)
+    atomic_write_text(run / "eval.json", json.dumps(report, indent=2) + "\n")
     for name, scores in report.items():
         print(f"{name:16s} " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()))
-    print(f"wrote {args.out}/model (native) and {args.out}/eval.json")
+    print(f"wrote {run}/model (native) and {run}/eval.json")
     return 0
 
 
@@ -230,9 +242,11 @@ def _cmd_metrics_fd(args: argparse.Namespace) -> int:
     from stylebridge.models.stylegan2 import StyleGAN2Generator
 
     device = pick_device(args.device)
-    G = load(args.model, part=args.part)
-    if not isinstance(G, StyleGAN2Generator):
-        raise CheckpointError(f"{args.model}: holds a {type(G).__name__}, not a generator")
+    if args.json:
+        from stylebridge.core.atomic import check_writable_file
+
+        check_writable_file(args.json)  # before minutes of feature extraction, not after
+    G = load(args.model, part=args.part, expect=StyleGAN2Generator)
     if args.real != "synthfaces" and not Path(args.real).is_dir():
         raise NotADirectoryError(f"{args.real}: not a folder of images (or 'synthfaces')")
     extractor = feature_extractor(args.features).to(device)
@@ -249,18 +263,19 @@ def _cmd_metrics_fd(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="stylebridge", description=__doc__)
+    p = _Parser(prog="stylebridge", description=__doc__)
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="render images from seeds")
     g.add_argument("--model", required=True, help="checkpoint file, model folder or shipped model name")
     g.add_argument("--seeds", default="0-15", help="seeds, e.g. 0-15 or 1,5,9 (default 0-15)")
-    g.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default 1.0: none)")
+    g.add_argument("--truncation", type=finite_float, default=1.0, help="truncation psi (default 1.0: none)")
     g.add_argument("--noise-mode", default="const", choices=("const", "random", "none"))
     g.add_argument("--out", required=True, help="a .png path for one grid, or a folder for one PNG per seed")
-    g.add_argument("--nrow", type=int, default=None, help="images per grid row")
-    g.add_argument("--batch", type=int, default=8)
+    g.add_argument("--nrow", type=positive_int, default=None, help="images per grid row")
+    g.add_argument("--batch-size", "--batch", dest="batch_size", type=positive_int, default=8,
+                   help="images per forward pass (default 8)")
     g.add_argument("--part", default=None, help=PART_HELP)
     g.add_argument("--device", default="auto")
     g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
@@ -281,18 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="data sets: synthfaces, image folders").add_subparsers(dest="what",
                                                                                                required=True)
     ds = data.add_parser("synthfaces", help="render synthfaces to PNG (+ sketches, segmentations, attributes)")
-    ds.add_argument("--count", type=int, required=True)
-    ds.add_argument("--resolution", type=int, default=64)
+    ds.add_argument("--count", type=positive_int, required=True)
+    ds.add_argument("--resolution", type=positive_int, default=64)
     ds.add_argument("--out", required=True)
     ds.add_argument("--with", dest="with_", default="attrs", help="comma list of sketch, seg, attrs (default attrs)")
-    ds.add_argument("--seed", type=int, default=0, help="first seed (faces are seeds seed..seed+count-1)")
-    ds.add_argument("--batch", type=int, default=64)
+    ds.add_argument("--seed", type=non_negative_int, default=0,
+                    help="first seed (faces are seeds seed..seed+count-1)")
+    ds.add_argument("--batch-size", "--batch", dest="batch_size", type=positive_int, default=64)
     ds.add_argument("--quiet", action="store_true")
     ds.set_defaults(func=_cmd_data_synthfaces)
 
     dp = data.add_parser("prepare", help="clean an image folder: decode, centre-crop or align, resize, PNG")
     dp.add_argument("src")
-    dp.add_argument("--resolution", type=int, required=True)
+    dp.add_argument("--resolution", type=positive_int, required=True)
     dp.add_argument("--out", required=True)
     dp.add_argument("--align", action="store_true", help="FFHQ alignment with dlib's 68-point model (optional extra)")
     dp.add_argument("--strict", action="store_true", help="stop at the first unreadable file instead of skipping it")
@@ -300,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     dp.set_defaults(func=_cmd_data_prepare)
     de = data.add_parser("emoji", help="render the face-like emoji of Noto Color Emoji (out-of-domain test set)")
     de.add_argument("--out", required=True)
-    de.add_argument("--resolution", type=int, default=64)
+    de.add_argument("--resolution", type=positive_int, default=64)
     de.add_argument("--background", default="#ffffff", help="background colour, hex (default #ffffff)")
     de.set_defaults(func=_cmd_data_emoji)
 
@@ -328,25 +344,30 @@ def build_parser() -> argparse.ArgumentParser:
     te.set_defaults(func=_cmd_train_encoder)
 
     td = tr.add_parser("domain", help="the domain network on synthfaces attributes (features for metrics/losses)")
-    td.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
-    td.add_argument("--steps", type=int, default=3000)
-    td.add_argument("--batch", type=int, default=64)
-    td.add_argument("--resolution", type=int, default=64)
-    td.add_argument("--seed", type=int, default=0)
+    td.add_argument("--out", required=True, help="run folder (continued if it holds a checkpoint)")
+    td.add_argument("--config", default=None, help="YAML experiment config (sections data, model, loss, optim, log)")
+    td.add_argument("--steps", type=int, default=None, help="total steps (optim.steps, default 3000)")
+    td.add_argument("--batch", type=int, default=None, help="global batch (optim.batch, default 64)")
+    td.add_argument("--resolution", type=int, default=None, help="data.resolution (default 64)")
+    td.add_argument("--seed", type=int, default=None)
     td.add_argument("--eval-faces", type=int, default=1000)
     td.add_argument("--head-spatial", type=int, default=4, help="heads see the last stage pooled to S×S (0: off)")
-    td.add_argument("--blur-prob", type=float, default=0.3)
-    td.add_argument("--lr", type=float, default=2e-3)
+    td.add_argument("--blur-prob", type=float, default=None, help="loss.blur_prob (default 0.3)")
+    td.add_argument("--lr", type=float, default=None, help="optim.lr (default 2e-3)")
     td.add_argument("--init-from", default=None, help="model folder whose trunk starts this run")
     td.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    td.add_argument("--no-resume", action="store_true", help="start again even if the folder has a checkpoint")
+    td.add_argument("--max-steps-this-run", type=int, default=None, help="stop (checkpointed) after this many")
+    td.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    td.add_argument("--no-resume", action="store_true",
+                    help="do not continue the folder's run (refused when it holds checkpoints: choose another --out)")
     td.set_defaults(func=_cmd_train_domain)
 
     en = sub.add_parser("encode", help="encode a folder of images with a pSp / e4e model: W+ latents + reconstructions")
     en.add_argument("--model", required=True, help="pSp / e4e checkpoint, native folder or shipped name")
     en.add_argument("--images", required=True, help="folder of images (searched recursively)")
     en.add_argument("--out", required=True)
-    en.add_argument("--batch", type=int, default=8)
+    en.add_argument("--batch-size", "--batch", dest="batch_size", type=positive_int, default=8,
+                    help="images per forward pass (default 8)")
     en.add_argument("--no-reconstructions", action="store_true", help="write the latents only")
     en.add_argument("--device", default="auto")
     en.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
@@ -358,13 +379,17 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--model", required=True, help="translator: checkpoint, native folder or shipped name")
     tl.add_argument("--images", required=True, help="folder of images (searched recursively) or one image")
     tl.add_argument("--out", required=True)
-    tl.add_argument("--samples", type=int, default=0, help="pSp / e4e: K extra outputs with random fine styles")
-    tl.add_argument("--style-seed", type=int, default=None, help="the style of this seed (default: the mean w)")
+    tl.add_argument("--samples", type=non_negative_int, default=0,
+                    help="pSp / e4e: K extra outputs with random fine styles")
+    tl.add_argument("--style-seed", type=non_negative_int, default=None,
+                    help="the style of this seed (default: the mean w)")
     tl.add_argument("--walk", default=None, metavar="S1,S2,…", help="actmap: a walk through these seeds' styles")
-    tl.add_argument("--frames", type=int, default=16, help="frames of a --walk (PNG frames + a GIF per image)")
+    tl.add_argument("--frames", type=positive_int, default=16,
+                    help="frames of a --walk (PNG frames + a GIF per image)")
     tl.add_argument("--style-encoder", default=None, help="actmap: take each image's styles from this pSp / e4e")
-    tl.add_argument("--truncation", type=float, default=1.0)
-    tl.add_argument("--batch", type=int, default=8)
+    tl.add_argument("--truncation", type=finite_float, default=1.0)
+    tl.add_argument("--batch-size", "--batch", dest="batch_size", type=positive_int, default=8,
+                    help="images per forward pass (default 8)")
     tl.add_argument("--device", default="auto")
     tl.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     tl.add_argument("--quiet", action="store_true")
@@ -377,9 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     mf.add_argument("--features", default="synthfaces-domain",
                     help="feature network: a domain network (name or folder) → FD[name], or an Inception-v3 "
                          "weights file (pytorch-fid's pt_inception-2015-12-05 → standard FID)")
-    mf.add_argument("--n", type=int, default=10_000, help="images per set (default 10000)")
-    mf.add_argument("--truncation", type=float, default=1.0)
-    mf.add_argument("--seed", type=int, default=0, help="seed of the generated set")
+    mf.add_argument("--n", type=positive_int, default=10_000, help="images per set (default 10000)")
+    mf.add_argument("--truncation", type=finite_float, default=1.0)
+    mf.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generated set")
     mf.add_argument("--reference", action="store_true", help="also the distance between two real synthfaces sets")
     mf.add_argument("--cache", default=None, help="folder to cache real-set statistics in")
     mf.add_argument("--json", default=None, help="also write the result to this JSON file")

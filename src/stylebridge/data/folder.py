@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from stylebridge.core.atomic import atomic_write, atomic_write_text
+from stylebridge.core.atomic import atomic_write, atomic_write_text, check_writable_dir
 from stylebridge.core.errors import BadImageError
 from stylebridge.core.imageio import DEFAULT_MAX_PIXELS, center_crop_resize, load_image, scan_images, to_tensor
 
@@ -147,6 +147,7 @@ def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, resolution: i
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     src, out = Path(src), Path(out)
+    check_writable_dir(out)  # an out that is a file, or an unwritable folder: one line before any work
     aligner = None
     if align:
         from stylebridge.data.align import Dlib68Aligner

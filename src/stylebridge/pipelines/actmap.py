@@ -86,6 +86,13 @@ class ActmapPipeline(Pipeline):
         if options.get("walk") is not None and any(options.get(k) is not None for k in ("seed", "w", "style_encoder")):
             raise ValueError("a walk sets the styles itself: give walk_seeds without seed or style_encoder")
 
+    def resolve_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """A ``style_encoder`` given as a path or shipped name is loaded (once)."""
+        options = dict(options)
+        if options.get("style_encoder") is not None:
+            options["style_encoder"] = _style_encoder(options["style_encoder"])
+        return options
+
     def run(self, inputs: torch.Tensor, positions: Sequence[int], seed: int | Sequence[int] | None = None,
             w: torch.Tensor | None = None, style_encoder: torch.nn.Module | None = None, truncation_psi: float = 1.0,
             noise_mode: str = "const", walk: Sequence[int] | None = None, frames: int = 16,
@@ -138,7 +145,7 @@ def translate_folder(
             raise ValueError("a walk sets the styles itself: give walk_seeds without seed or style_encoder")
         options.update(walk=list(walk_seeds), frames=frames)
     else:
-        options.update(seed=seed, style_encoder=_style_encoder(style_encoder))
+        options.update(seed=seed, style_encoder=style_encoder)
     report = run_folder(pipe, images, out, batch_size=batch_size, device=device, precision=precision,
                         progress=progress, desc="translate", **options)
     return report.files

@@ -174,6 +174,11 @@ class Pipeline(ABC):
             raise ValueError(f"the {self.name} pipeline takes no option {', '.join(bad)} (it takes "
                              f"{', '.join(self.options) or 'none'})")
 
+    def resolve_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Options ready for repeated calls (e.g. a model given by path loaded once); the folder runner calls this
+        once per folder. The default returns them unchanged."""
+        return dict(options)
+
     def latent_metadata(self) -> dict[str, str]:
         """String metadata stored with latents written by the folder runner."""
         return {}

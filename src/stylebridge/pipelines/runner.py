@@ -212,6 +212,7 @@ def run_folder(pipeline: Pipeline, images: str | os.PathLike, out: str | os.Path
     if not spec.takes_images:
         raise ValueError(f"the {pipeline.name} pipeline takes {spec.kind}, not image files")
     pipeline.check_options(options)
+    options = pipeline.resolve_options(options)
     dst = Path(out)
     check_writable_dir(dst)  # an out that is a file, or an unwritable folder: fail before any work
     if device is not None:
