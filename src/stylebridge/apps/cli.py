@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
 import sys
 from pathlib import Path
 
@@ -14,7 +16,49 @@ from stylebridge.core.native import CheckpointError
 PART_HELP = "for files holding several networks: g_ema (default), g or d; pSp/e4e files: encoder, decoder or d"
 
 
+# -- argument types: bad values end in one line and exit 2, before anything is loaded ---------------------------
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (NaN and infinities refused: they render black images)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block): ``stylebridge generate: error: argument --nrow: …``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
+    from stylebridge.core.atomic import check_writable_dir, check_writable_file
     from stylebridge.core.device import pick_device
     from stylebridge.core.imageio import save_grid, save_image
     from stylebridge.formats.loading import load
@@ -66,6 +110,19 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if info.extra.get("args"):
         doc["args"] = info.extra["args"]
     print(json.dumps(doc, indent=2, default=str))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import shlex
+
+    from stylebridge.evaluate.report import evaluate_to_folder
+
+    inputs = None if args.inputs is None else [k for item in args.inputs for k in item.split(",") if k]
+    command = "stylebridge evaluate " + " ".join(shlex.quote(a) for a in args.argv)
+    _, paths = evaluate_to_folder(args.out, generator=args.generator, methods=args.methods, inputs=inputs, n=args.n,
+                                  seed=args.seed, device=args.device, progress=not args.quiet, command=command)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
 
@@ -413,6 +470,24 @@ def build_parser() -> argparse.ArgumentParser:
     mf.add_argument("--quiet", action="store_true")
     mf.set_defaults(func=_cmd_metrics_fd)
 
+    ev = sub.add_parser("evaluate", help="the comparison table: methods × input kinds × metrics on held-out "
+                        "synthfaces (report.md, report.json, charts)")
+    ev.add_argument("--generator", default="synthfaces-64", help="generator the methods belong to (default "
+                    "synthfaces-64); shipped methods are its {generator}-psp-inversion etc.")
+    ev.add_argument("--methods", nargs="+", default=None, metavar="NAME[=MODEL]",
+                    help="registered methods (psp, e4e, actmap, psp-sketch; default: all) or LABEL=MODEL for a model "
+                         "of your own (shipped name or path)")
+    ev.add_argument("--inputs", nargs="+", default=None, metavar="KIND",
+                    help="input kinds (default all): reconstruction blur sketch segmentation superres4 superres8 "
+                         "inpaint frontalize emoji")
+    ev.add_argument("--n", type=int, default=500, help="held-out faces per input kind (default 500)")
+    ev.add_argument("--out", default="evaluate_out", help="output folder (default evaluate_out/)")
+    ev.add_argument("--seed", type=int, default=10_000_000,
+                    help="first face seed (default 10,000,000, the held-out range; training uses lower seeds)")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=_cmd_evaluate)
+
     d = sub.add_parser("demo", help="the project's demo: samples, truncation sweep, style mixing")
     d.add_argument("--out", default="demo_out", help="output folder (default demo_out/)")
     d.add_argument("--model", default=None, help="generator to use (default: the best one available)")
@@ -428,17 +503,35 @@ def _version() -> str:
     return __version__
 
 
+def _error_text(exc: BaseException) -> str:
+    """One line for an error: 'PATH: cause' for OS errors (full disk, permissions, a file in the way)."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+        return text + (f" ({exc.filename2})" if exc.filename2 is not None else "")
+    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    return " ".join(str(msg).split()) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # bad arguments (one line, exit 2), --help, --version
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    # Warnings (skipped files, which model a name resolved to) go to stderr as one line each.
+    log = logging.getLogger("stylebridge")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    log.addHandler(handler)
     try:
         return args.func(args)
-    except (CheckpointError, FileNotFoundError, NotADirectoryError, ValueError, KeyError, ImportError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"stylebridge {args.command}: error: {msg}", file=sys.stderr)
+    except (CheckpointError, ValueError, KeyError, ImportError, OSError) as exc:
+        print(f"stylebridge {args.command}: error: {_error_text(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        log.removeHandler(handler)
 
 
 if __name__ == "__main__":
