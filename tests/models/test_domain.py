@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from stylebridge.data import synthfaces as sf
 from stylebridge.models.domain import STAGES, DomainNetConfig, DomainNetwork
-from stylebridge.train.domain_net import DomainTrainConfig, synthfaces_heads, train_domain_network
+from stylebridge.train.domain_net import load_domain_config, synthfaces_heads, train_domain_network
 
 TINY = dict(resolution=32, widths=(8, 8, 16, 16), embed_dim=8)
 
@@ -55,12 +57,14 @@ def test_save_load_round_trip(net, faces, tmp_path):
 
 def test_training_resumes_exactly(tmp_path):
     torch.set_num_threads(1)  # fixed reduction order for bitwise comparison
-    cfg = dict(batch=4, resolution=32, checkpoint_every=2, widths=(8, 8, 16, 16), embed_dim=8, seed=3)
-    straight = train_domain_network(tmp_path / "a", DomainTrainConfig(steps=4, **cfg), progress=False)
-    train_domain_network(tmp_path / "b", DomainTrainConfig(steps=4, **cfg), progress=False, max_steps_this_run=2)
+    cfg = load_domain_config(None, ["optim.batch=4", "optim.steps=4", "data.resolution=32", "log.checkpoint_every=2",
+                                    "model.widths=[8, 8, 16, 16]", "model.embed_dim=8", "optim.seed=3"])
+    straight = train_domain_network(tmp_path / "a", cfg, progress=False)
+    train_domain_network(tmp_path / "b", cfg, progress=False, max_steps_this_run=2)
     assert not (tmp_path / "b" / "model").exists()  # unfinished runs do not publish a model
-    resumed = train_domain_network(tmp_path / "b", DomainTrainConfig(steps=4, **cfg), progress=False)
+    resumed = train_domain_network(tmp_path / "b", cfg, resume=True, progress=False)
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
-    logged = (tmp_path / "a" / "log.jsonl").read_text()
-    assert (tmp_path / "a" / "model" / "model.safetensors").is_file() and logged == ""
+    logged = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert (tmp_path / "a" / "model" / "model.safetensors").is_file()
+    assert [r["step"] for r in logged if "loss_attr" in r] == [4]  # log.every 25: only the last step

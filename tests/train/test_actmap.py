@@ -59,7 +59,9 @@ def _ckpt(run: Path) -> dict:
 
 
 def _log(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    """The step records (not the start / resume event records)."""
+    recs = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    return [r for r in recs if "event" not in r]
 
 
 def test_tiny_config_trains_lowers_the_loss_and_writes_a_run_folder(gen_dir, tmp_path):
@@ -167,10 +169,10 @@ def test_close_up_crops_around_the_centre_and_masks_outside_the_ellipse():
 
 
 def test_learning_rate_schedule():
-    o = am.OptimSection(lr=1.0, steps=11, warmup=2, schedule="cosine", min_lr_ratio=0.1)
+    o = am.ActmapOptimSection(lr=1.0, steps=11, warmup=2, schedule="cosine", min_lr_ratio=0.1)
     assert learning_rate(o, 0) == 0.5 and learning_rate(o, 1) == 1.0 and learning_rate(o, 2) == 1.0
     assert abs(learning_rate(o, 10) - 0.1) < 1e-12
-    assert learning_rate(am.OptimSection(lr=0.2, schedule="constant"), 500) == 0.2
+    assert learning_rate(am.ActmapOptimSection(lr=0.2, schedule="constant"), 500) == 0.2
 
 
 def test_config_errors_name_the_key(gen_dir, tmp_path):
@@ -178,7 +180,7 @@ def test_config_errors_name_the_key(gen_dir, tmp_path):
         tiny(gen_dir, "optim.lrr=0.1")
     with pytest.raises(ConfigError, match=r"augment\.blur: expected a number"):
         tiny(gen_dir, "augment.blur=often")
-    cases = [("optim.precision=fp16", "optim.precision must be fp32 or bf16"),
+    cases = [("optim.precision=fp16", "optim: precision must be fp32 or bf16"),
              ("encoder.layer=b8.torgb", "target layer must look like"),
              ("augment.cutout=1.5", r"augment.cutout=1.5"),
              ("augment.zoom_range=[0.8,0.5]", r"augment.zoom_range must be \[low, high\]"),
@@ -225,16 +227,24 @@ def test_torchrun_two_processes_match_one_process(gen_dir, tmp_path):
         torch.testing.assert_close(a["encoder"][k], b["encoder"][k], atol=1e-4, rtol=1e-4, msg=k)
 
 
+def _setup(cfg) -> am.ActmapTask:
+    """The task as the training loop builds it before the first step."""
+    task = am.ActmapTask(cfg)
+    torch.manual_seed(cfg.optim.seed)
+    task.setup()
+    return task
+
+
 def test_init_from_starts_from_a_translators_encoder(gen_dir, tmp_path):
     cfg = tiny(gen_dir)
     torch.manual_seed(5)
     src = am.build_translator(cfg, stylebridge.load(gen_dir))
     src.save_pretrained(tmp_path / "src")
-    st = am._new_state(tiny(gen_dir, f"encoder.init_from={tmp_path / 'src'}"))
+    st = _setup(tiny(gen_dir, f"encoder.init_from={tmp_path / 'src'}"))
     for k, v in src.encoder.state_dict().items():
         assert torch.equal(st.model.encoder.state_dict()[k], v), k
-    fresh = am._new_state(cfg)  # without it: the seeded random initialisation, not the source's
+    fresh = _setup(cfg)  # without it: the seeded random initialisation, not the source's
     first = next(iter(src.encoder.state_dict()))
     assert not torch.equal(fresh.model.encoder.state_dict()[first], src.encoder.state_dict()[first])
     with pytest.raises(ValueError, match=r"encoder.init_from .*differs from encoder.\* in \['width'\]"):
-        am._new_state(tiny(gen_dir, f"encoder.init_from={tmp_path / 'src'}", "encoder.width=16"))
+        _setup(tiny(gen_dir, f"encoder.init_from={tmp_path / 'src'}", "encoder.width=16"))

@@ -18,7 +18,7 @@ from stylebridge.models.e4e import E4E, PROGRESSIVE_INFERENCE
 from stylebridge.models.irse import IRSEBackbone, IRSEBackboneConfig
 from stylebridge.models.psp import PSP
 from stylebridge.train.config import ConfigError
-from stylebridge.train.encoder import load_encoder_config, train_encoder
+from stylebridge.train.encoder import EncoderTask, load_encoder_config, train_encoder
 from torchrun_helper import run_torchrun
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "encoder"
@@ -119,19 +119,21 @@ def test_paired_folders_sketch_and_arcface_trunk_init(tmp_path, generator):
     arc = IRSEBackbone(IRSEBackboneConfig(input_width=8, widths=(8, 8, 16, 16), se_reduction=4, embed_dim=8))
     torch.save(arc.state_dict(), tmp_path / "model_ir_se50.pth")
     cfg = _cfg("tiny-psp.yaml", generator, "data.task=sketch", f"data.source={tmp_path / 'data' / 'sketches'}",
-               f"data.targets={tmp_path / 'data' / 'images'}", "optim.steps=0", "log.grid=2", "loss.identity=0",
+               f"data.targets={tmp_path / 'data' / 'images'}", "optim.steps=1", "log.grid=2", "loss.identity=0",
                f"model.init_from={tmp_path / 'model_ir_se50.pth'}")
-    model = train_encoder(cfg, tmp_path / "run", progress=False)
+    task = EncoderTask(cfg)
+    task.setup()  # the model as training starts it
+    model = task.model
     assert model.config.encoder.in_channels == 1
     own = model.encoder.state_dict()
     assert torch.equal(own["body.5.res_layer.1.weight"], arc.state_dict()["body.5.res_layer.1.weight"])
     assert own["input_layer.0.weight"].shape[1] == 1  # a 1-channel input keeps its own input layer (as pSp)
-    meta = json.loads((tmp_path / "run" / "model" / "config.json").read_text())["metadata"]
-    assert meta["identity_network"] == "none" and meta["task"] == "sketch"
     cfg = _cfg("tiny-psp.yaml", generator, "data.task=sketch", f"data.source={tmp_path / 'data' / 'sketches'}",
                f"data.targets={tmp_path / 'data' / 'images'}", "optim.steps=2", "log.grid=2", "loss.identity=0")
     train_encoder(cfg, tmp_path / "run2", progress=False)
     assert (tmp_path / "run2" / "samples" / "step0000002.png").is_file()
+    meta = json.loads((tmp_path / "run2" / "model" / "config.json").read_text())["metadata"]
+    assert meta["identity_network"] == "none" and meta["task"] == "sketch"
 
 
 def _env() -> dict:

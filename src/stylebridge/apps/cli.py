@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from stylebridge.core.native import CheckpointError
+from stylebridge.train.loop import TrainingInterrupted
 
 PART_HELP = "for files holding several networks: g_ema (default), g or d; pSp/e4e files: encoder, decoder or d"
 
@@ -119,9 +120,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from stylebridge.evaluate.report import evaluate_to_folder
 
     inputs = None if args.inputs is None else [k for item in args.inputs for k in item.split(",") if k]
-    command = "stylebridge evaluate " + " ".join(shlex.quote(a) for a in args.argv)
+    parts = ["--generator", args.generator] + (["--methods", *args.methods] if args.methods else []) + (
+        ["--inputs", *inputs] if inputs else []) + ["--n", str(args.n)] + (
+        ["--seed", str(args.seed)] if args.seed is not None else []) + ["--out", str(args.out)]
+    command = "stylebridge evaluate " + " ".join(shlex.quote(a) for a in parts)
+    seed = {} if args.seed is None else {"seed": args.seed}
     _, paths = evaluate_to_folder(args.out, generator=args.generator, methods=args.methods, inputs=inputs, n=args.n,
-                                  seed=args.seed, device=args.device, progress=not args.quiet, command=command)
+                                  device=args.device, progress=not args.quiet, command=command, **seed)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -178,10 +183,31 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_arch(run: Path) -> str:
+    """The --arch of the run in ``run`` (its resolved config.yaml), so ``--resume RUN`` needs nothing else."""
+    import yaml
+
+    path = run / "config.yaml"
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: not found (is {run} a run folder?)") from None
+    if isinstance(doc, dict) and "generator" in doc and "encoder" in doc:
+        return "actmap"
+    arch = (doc or {}).get("model", {}).get("arch") if isinstance(doc, dict) else None
+    if arch not in ("psp", "e4e"):
+        raise ValueError(f"{path}: not an encoder run's config (no model.arch); give --arch")
+    return arch
+
+
 def _cmd_train_encoder(args: argparse.Namespace) -> int:
     overrides = list(args.set or [])
     if args.steps is not None:
         overrides.append(f"optim.steps={args.steps}")
+    if args.arch is None:
+        if not args.resume:
+            raise ValueError("--arch is required (psp, e4e or actmap) unless --resume names a run")
+        args.arch = _run_arch(Path(args.resume))
     if args.arch == "actmap":
         from stylebridge.train.actmap import load_actmap_config as load_cfg
         from stylebridge.train.actmap import train_actmap as train
@@ -388,7 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     tg.set_defaults(func=_cmd_train_gan)
 
     te = tr.add_parser("encoder", help="pSp / e4e encoders or the activation-map translator for a frozen generator")
-    te.add_argument("--arch", required=True, choices=("psp", "e4e", "actmap"))
+    te.add_argument("--arch", default=None, choices=("psp", "e4e", "actmap"),
+                    help="required for a new run; --resume takes it from the run's config")
     te.add_argument("--generator", default=None, help="the frozen StyleGAN2 (path or shipped name)")
     te.add_argument("--task", default=None,
                     help="psp/e4e: inversion (default), sketch, segmentation, superres[:f], inpaint, frontalize")
@@ -482,8 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "inpaint frontalize emoji")
     ev.add_argument("--n", type=int, default=500, help="held-out faces per input kind (default 500)")
     ev.add_argument("--out", default="evaluate_out", help="output folder (default evaluate_out/)")
-    ev.add_argument("--seed", type=int, default=10_000_000,
-                    help="first face seed (default 10,000,000, the held-out range; training uses lower seeds)")
+    ev.add_argument("--seed", type=int, default=None,
+                    help="first face seed (default: core.seeds.HELD_OUT_SEED, 10,000,000; lower seeds are training "
+                         "faces and refused)")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_evaluate)
@@ -527,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ValueError, KeyError, ImportError, OSError) as exc:
         print(f"stylebridge {args.command}: error: {_error_text(exc)}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as exc:  # SIGINT / SIGTERM during training: checkpointed, but not finished
+        print(f"stylebridge {args.command}: {exc}", file=sys.stderr)
+        return 128 + int(exc.signum)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

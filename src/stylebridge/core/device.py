@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
@@ -45,7 +46,10 @@ def autocast(device: torch.device | str, precision: str) -> Iterator[None]:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """'auto' → CUDA when available, else CPU; otherwise the named device."""
+    """'auto' → this process's CUDA device when available (``LOCAL_RANK`` under torchrun), else the CPU; otherwise
+    the named device."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
     return torch.device(name)

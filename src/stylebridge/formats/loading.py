@@ -29,6 +29,7 @@ from stylebridge.core.safe_pickle import load_pickle, load_torch_file, sniff
 from stylebridge.formats import nvlabs, psp_e4e
 from stylebridge.formats.common import CheckpointInfo
 from stylebridge.formats.rosinality import discriminator_from_rosinality, generator_from_rosinality
+from stylebridge.models.stylegan2 import StyleGAN2Generator
 
 __all__ = ["CheckpointInfo", "describe", "describe_model", "expected_text", "load"]
 
@@ -81,6 +82,20 @@ def expected_text(expect: type | tuple[type, ...]) -> str:
         label = getattr(k, "display_name", "")
         names.append(f"{'an' if label[:1].lower() in 'aeiou' else 'a'} {label}" if label else k.__name__)
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def load_generator(spec: str | os.PathLike, what: str = "generator") -> StyleGAN2Generator:
+    """A frozen StyleGAN2 generator: a generator file or folder, or the decoder of a pSp / e4e model; ``w_avg``
+    computed (10,000 seeded samples) when the file has none. ``what`` names the option in errors."""
+    from stylebridge.models.encoder_base import StyleEncoderModel
+
+    if not str(spec):
+        raise ValueError(f"{what} is required: a StyleGAN2 checkpoint, model folder or shipped name")
+    model = load(spec, expect=(StyleGAN2Generator, StyleEncoderModel))
+    G = model.decoder if isinstance(model, StyleEncoderModel) else model
+    if float(G.w_avg.abs().sum()) == 0:
+        G.compute_w_avg()  # the latent average codes start from (pSp: decoder.mean_latent)
+    return G.requires_grad_(False).eval()
 
 
 def describe(path: str | os.PathLike, part: str | None = None) -> tuple[PretrainedModel, CheckpointInfo]:

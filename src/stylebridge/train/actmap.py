@@ -25,33 +25,24 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from stylebridge.core.atomic import atomic_write_text
-from stylebridge.core.imageio import save_grid
+from stylebridge.core.device import autocast, pick_device
+from stylebridge.core.native import check_state_dict
+from stylebridge.formats.loading import load, load_generator
 from stylebridge.models.actmap import ActivationMapTranslator, parse_layer
+from stylebridge.models.domain import DomainNetwork
 from stylebridge.models.stylegan2 import StyleGAN2Generator
-from stylebridge.train.common import (
-    RunFolder,
-    StopOnSignal,
-    allreduce_grads,
-    autocast,
-    broadcast_module,
-    device,
-    init_distributed,
-    world,
-)
-from stylebridge.train.config import load_config, to_dict
+from stylebridge.train.config import LogSection, OptimSection, load_config, to_dict
+from stylebridge.train.ddp import broadcast_module, world
+from stylebridge.train.loop import TrainTask, optimizer_step, run_training
 
-__all__ = ["ActmapTrainConfig", "augment_inputs", "load_actmap_config", "train_actmap"]
+__all__ = ["ActmapTask", "ActmapTrainConfig", "augment_inputs", "load_actmap_config", "train_actmap"]
 
 
 @dataclass
@@ -112,8 +103,7 @@ class InputAugmentSection:
 
 
 @dataclass
-class OptimSection:
-    batch: int = 32  # global batch (all ranks together)
+class ActmapOptimSection(OptimSection):
     steps: int = 20_000
     lr: float = 0.001  # Adam
     beta1: float = 0.9
@@ -122,17 +112,12 @@ class OptimSection:
     schedule: str = "cosine"  # "constant", or "cosine" decay to lr * min_lr_ratio at the last step
     min_lr_ratio: float = 0.05
     warmup: int = 0  # steps of linear warm-up
-    seed: int = 0
-    precision: str = "fp32"  # "fp32" or "bf16": autocast for the encoder and the migrated layers (pairs stay fp32)
+    # precision "bf16": autocast for the encoder and the migrated layers (the pairs stay fp32)
 
 
 @dataclass
-class LogSection:
-    every: int = 50
-    sample_every: int = 500  # grids and the validation record
-    checkpoint_every: int = 500
-    keep: int = 3
-    grid: int = 8  # rows of the periodic grid
+class ActmapLogSection(LogSection):
+    grid: int = 8  # rows of the periodic grid (sample_every: grids and the validation record)
     grid_synthfaces: bool = True  # grid rows also translate rendered held-out synthfaces faces and their sketches
     val_n: int = 64  # held-out generated pairs (fixed z, constant noise) for the val record (0: off)
 
@@ -143,8 +128,8 @@ class ActmapTrainConfig:
     encoder: EncoderSection = field(default_factory=EncoderSection)
     loss: LossSection = field(default_factory=LossSection)
     augment: InputAugmentSection = field(default_factory=InputAugmentSection)
-    optim: OptimSection = field(default_factory=OptimSection)
-    log: LogSection = field(default_factory=LogSection)
+    optim: ActmapOptimSection = field(default_factory=ActmapOptimSection)
+    log: ActmapLogSection = field(default_factory=ActmapLogSection)
 
 
 def load_actmap_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> ActmapTrainConfig:
@@ -156,14 +141,10 @@ def load_actmap_config(path: str | os.PathLike | None, overrides: list[str] | No
 
 def _check_config(cfg: ActmapTrainConfig) -> None:
     o, lo, a = cfg.optim, cfg.loss, cfg.augment
-    if o.precision not in ("fp32", "bf16"):
-        raise ValueError(f"optim.precision must be fp32 or bf16, got {o.precision!r}")
     if o.schedule not in ("constant", "cosine"):
         raise ValueError(f"optim.schedule must be constant or cosine, got {o.schedule!r}")
     if cfg.generator.noise_mode not in ("random", "const"):
         raise ValueError(f"generator.noise_mode must be random or const, got {cfg.generator.noise_mode!r}")
-    if o.batch < 1 or o.steps < 1 or o.lr <= 0:
-        raise ValueError("optim.batch and optim.steps must be >= 1 and optim.lr > 0")
     weights = {"loss.activation": lo.activation, "loss.skip_img": lo.skip_img, "loss.image_l2": lo.image_l2,
                "loss.perceptual": lo.perceptual}
     neg = [k for k, v in weights.items() if v < 0]
@@ -338,16 +319,6 @@ def augment_inputs(x: torch.Tensor, cfg: InputAugmentSection, gen: torch.Generat
 # State
 
 
-def load_generator(spec: str) -> StyleGAN2Generator:
-    """The frozen generator named by ``generator.path``."""
-    from stylebridge.formats.loading import load
-
-    G = load(spec)
-    if not isinstance(G, StyleGAN2Generator):
-        raise ValueError(f"generator.path {spec}: holds a {type(G).__name__}, not a StyleGAN2 generator")
-    return G
-
-
 def build_translator(cfg: ActmapTrainConfig, G: StyleGAN2Generator) -> ActivationMapTranslator:
     """A translator around ``G`` with the encoder of ``cfg.encoder`` (initialised from the torch RNG)."""
     e = cfg.encoder
@@ -356,33 +327,6 @@ def build_translator(cfg: ActmapTrainConfig, G: StyleGAN2Generator) -> Activatio
     if e.input_size:
         kw["input_size"] = e.input_size
     return ActivationMapTranslator.from_generator(G, e.layer, **kw)
-
-
-@dataclass
-class _State:
-    model: ActivationMapTranslator
-    opt: torch.optim.Adam
-    gen: torch.Generator
-    step: int = 0
-    seconds: float = 0.0
-
-    def to_checkpoint(self, cfg: ActmapTrainConfig) -> dict[str, Any]:
-        return {"encoder": self.model.encoder.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
-                "generator_config": json.dumps(self.model.generator.config.to_dict()),
-                "rng": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "config": json.dumps(to_dict(cfg)), "seconds": self.seconds}
-
-    def load_checkpoint(self, ck: dict[str, Any]) -> None:
-        have = json.dumps(self.model.generator.config.to_dict())
-        if ck.get("generator_config", have) != have:
-            raise ValueError("the checkpoint was trained on a generator of another architecture than generator.path "
-                             "holds now: resume with the same generator")
-        self.model.encoder.load_state_dict(ck["encoder"])
-        self.opt.load_state_dict(ck["opt"])
-        self.step = int(ck["step"])
-        self.seconds = float(ck.get("seconds", 0.0))
-        self.gen.set_state(ck["rng"].cpu())
-        torch.set_rng_state(ck["torch_rng"].cpu())
 
 
 def _init_encoder(model: ActivationMapTranslator, spec: str) -> None:
@@ -399,22 +343,76 @@ def _init_encoder(model: ActivationMapTranslator, spec: str) -> None:
     model.encoder.load_state_dict(src.encoder.state_dict())
 
 
-def _new_state(cfg: ActmapTrainConfig) -> _State:
-    o = cfg.optim
-    G = load_generator(cfg.generator.path).to(device())
-    torch.manual_seed(o.seed)
-    model = build_translator(cfg, G)
-    if cfg.encoder.init_from:
-        _init_encoder(model, cfg.encoder.init_from)
-    broadcast_module(model.encoder)
-    opt = torch.optim.Adam(model.encoder.parameters(), lr=o.lr, betas=(o.beta1, o.beta2),
-                           weight_decay=o.weight_decay)
-    gen = torch.Generator().manual_seed(o.seed * 1000 + 23)  # the same on every rank: global draws, sliced
-    torch.manual_seed(o.seed * 1000 + 41 + world()[0])
-    return _State(model, opt, gen)
+class ActmapTask(TrainTask):
+    """Activation-map encoder training as a task of the shared loop (`stylebridge.train.loop.run_training`)."""
+
+    name = "actmap"
+
+    def __init__(self, cfg: ActmapTrainConfig) -> None:
+        _check_config(cfg)
+        self.cfg = cfg
+
+    def setup(self) -> None:
+        cfg, o = self.cfg, self.cfg.optim
+        G = load_generator(cfg.generator.path, what="generator.path").to(pick_device())
+        torch.manual_seed(o.seed)  # the encoder's initialisation does not depend on what loading drew
+        self.model = build_translator(cfg, G)
+        if cfg.encoder.init_from:
+            _init_encoder(self.model, cfg.encoder.init_from)
+        broadcast_module(self.model.encoder)
+        self.opt = torch.optim.Adam(self.model.encoder.parameters(), lr=o.lr, betas=(o.beta1, o.beta2),
+                                    weight_decay=o.weight_decay)
+        self.gen = torch.Generator().manual_seed(o.seed * 1000 + 23)  # the same on every rank: global draws, sliced
+        torch.manual_seed(o.seed * 1000 + 41 + world()[0])
+        self.perceptual = _Perceptual(cfg.loss.perceptual_network) if cfg.loss.perceptual > 0 else None
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt": self.opt}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"encoder": self.model.encoder.state_dict(), "rng": self.gen.get_state(),
+                "generator_config": json.dumps(self.model.generator.config.to_dict())}
+
+    def load_state_dict(self, ck: dict[str, Any]) -> None:
+        have = json.dumps(self.model.generator.config.to_dict())
+        if ck.get("generator_config", have) != have:
+            raise ValueError("the checkpoint was trained on a generator of another architecture than generator.path "
+                             "holds now: resume with the same generator")
+        check_state_dict(self.model.encoder, ck["encoder"], "checkpoint encoder")
+        self.gen.set_state(ck["rng"].cpu())
+
+    def train_step(self, step: int) -> dict[str, float]:
+        return _train_step(self, self.cfg, self.perceptual, step)
+
+    def postfix(self, stats: dict[str, float]) -> dict[str, str]:
+        return {"loss": f"{stats['loss']:.4f}"}
+
+    def grid(self) -> tuple[torch.Tensor, int] | None:
+        lg = self.cfg.log
+        grid = sample_grid(self.model, lg.grid, lg.grid_synthfaces)
+        return grid, grid.shape[0] // lg.grid
+
+    def validate(self) -> dict[str, float]:
+        return validate(self.model, self.cfg.log.val_n) if self.cfg.log.val_n > 0 else {}
+
+    def check_modules(self) -> list[torch.nn.Module]:
+        return [self.model.encoder]
+
+    def export(self, run: Path, metadata: dict[str, Any]) -> None:
+        self.model.eval()
+        cfg = self.cfg
+        meta = {"steps": metadata["steps"], "train_seconds": metadata["train_seconds"], "generator": cfg.generator.path,
+                "batch": cfg.optim.batch, "losses": dict(to_dict(cfg.loss)), "augment": to_dict(cfg.augment)}
+        if "val" in metadata:
+            meta["val"] = metadata["val"]
+        self.model.save_pretrained(run / "translator", metadata=meta)
+
+    def result(self) -> ActivationMapTranslator:
+        self.model.eval()
+        return self.model
 
 
-def learning_rate(o: OptimSection, step: int) -> float:
+def learning_rate(o: ActmapOptimSection, step: int) -> float:
     """The learning rate of step ``step`` (0-based): linear warm-up, then constant or cosine decay."""
     if o.warmup and step < o.warmup:
         return o.lr * (step + 1) / o.warmup
@@ -451,7 +449,7 @@ def render_pairs(model: ActivationMapTranslator, z: torch.Tensor, noise: list[to
     return Pairs(w, noise, img, f[model.layer].contiguous(), skip)
 
 
-def _draw_pairs(st: _State, cfg: ActmapTrainConfig) -> Pairs:
+def _draw_pairs(st: ActmapTask, cfg: ActmapTrainConfig) -> Pairs:
     G, n = st.model.generator, cfg.optim.batch
     dev = st.model.device
     z = _slice(torch.randn(n, G.z_dim, generator=st.gen), dev)
@@ -465,13 +463,7 @@ class _Perceptual:
     """The perceptual distance of a domain network, frozen."""
 
     def __init__(self, spec: str) -> None:
-        from stylebridge.formats.loading import load
-        from stylebridge.models.domain import DomainNetwork
-
-        net = load(spec)
-        if not isinstance(net, DomainNetwork):
-            raise ValueError(f"loss.perceptual_network {spec}: holds a {type(net).__name__}, not a DomainNetwork")
-        self.net = net.to(device()).eval().requires_grad_(False)
+        self.net = load(spec, expect=DomainNetwork).to(pick_device()).eval().requires_grad_(False)
         self.label = Path(spec).name
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -482,7 +474,7 @@ def _losses(model: ActivationMapTranslator, pairs: Pairs, inputs: torch.Tensor, 
             perceptual: _Perceptual | None) -> tuple[torch.Tensor, dict[str, float]]:
     """The weighted training loss of one batch and its parts."""
     lo = cfg.loss
-    with autocast(cfg.optim.precision):
+    with autocast(model.device, cfg.optim.precision):
         act, skip = model.encoder(inputs)
     act = act.float()
     stats: dict[str, float] = {}
@@ -495,7 +487,7 @@ def _losses(model: ActivationMapTranslator, pairs: Pairs, inputs: torch.Tensor, 
         total = total + lo.skip_img * loss_skip
         stats["skip_mse"] = loss_skip.item()
     if lo.image_l2 > 0 or lo.perceptual > 0:
-        with autocast(cfg.optim.precision):
+        with autocast(model.device, cfg.optim.precision):
             out = model.synthesize(act, skip, pairs.w, noise=pairs.noise).float()
         loss_img = F.mse_loss(out, pairs.image)
         stats["img_mse"] = loss_img.item()
@@ -516,20 +508,15 @@ def _encoder_inputs(model: ActivationMapTranslator, image: torch.Tensor) -> torc
     return x
 
 
-def _train_step(st: _State, cfg: ActmapTrainConfig, perceptual: _Perceptual | None) -> dict[str, float]:
+def _train_step(st: ActmapTask, cfg: ActmapTrainConfig, perceptual: _Perceptual | None, step: int) -> dict[str, float]:
     pairs = _draw_pairs(st, cfg)
     x = augment_inputs(_encoder_inputs(st.model, pairs.image), cfg.augment, st.gen, cfg.optim.batch)
     st.model.encoder.train()
     loss, stats = _losses(st.model, pairs, x, cfg, perceptual)
-    lr = learning_rate(cfg.optim, st.step)
+    lr = learning_rate(cfg.optim, step)
     for group in st.opt.param_groups:
         group["lr"] = lr
-    st.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    params = list(st.model.encoder.parameters())
-    allreduce_grads(params)
-    st.opt.step()
-    st.step += 1
+    optimizer_step(st.opt, loss, list(st.model.encoder.parameters()))
     stats["lr"] = lr
     return stats
 
@@ -596,81 +583,8 @@ def train_actmap(cfg: ActmapTrainConfig, run_dir: str | os.PathLike, resume: boo
                  max_steps_this_run: int | None = None) -> ActivationMapTranslator:
     """Train until ``cfg.optim.steps`` (or ``max_steps_this_run`` more steps); returns the translator.
 
-    With ``resume`` the newest checkpoint in ``run_dir`` is loaded and training continues exactly. SIGINT and
-    SIGTERM finish the current step, write a checkpoint and stop. When the last step is reached, rank 0 writes
-    ``run_dir/translator/`` (native folder: ``stylebridge.load`` reads it).
+    When the last step is reached, rank 0 writes ``run_dir/translator/`` (native folder: ``stylebridge.load`` reads
+    it). The run folder, resume, signals and DDP are the shared loop's (`stylebridge.train.loop.run_training`).
     """
-    _check_config(cfg)
-    started = init_distributed()
-    try:
-        model = _train(cfg, Path(run_dir), resume, progress, max_steps_this_run)
-    except BaseException:
-        if started:  # no barrier: the other ranks may be waiting in a collective that will never complete
-            dist.destroy_process_group()
-        raise
-    if started:
-        dist.barrier()
-        dist.destroy_process_group()
-    return model
-
-
-def _train(cfg: ActmapTrainConfig, run_dir: Path, resume: bool, progress: bool,
-           max_steps_this_run: int | None) -> ActivationMapTranslator:
-    rank, n_proc = world()
-    o = cfg.optim
-    if o.batch % n_proc:
-        raise ValueError(f"optim.batch {o.batch} must be divisible by the number of processes {n_proc}")
-    run = RunFolder(run_dir, cfg, keep=cfg.log.keep)
-    st = _new_state(cfg)
-    if resume:
-        st.load_checkpoint(run.load_latest())
-    perceptual = _Perceptual(cfg.loss.perceptual_network) if cfg.loss.perceptual > 0 else None
-    stop_at = o.steps if max_steps_this_run is None else min(o.steps, st.step + max_steps_this_run)
-    bar = tqdm(total=o.steps, initial=st.step, desc="train actmap", unit="step", disable=not progress or rank != 0)
-    t0, n0 = time.perf_counter(), st.step
-    t_last = t0
-    val: dict[str, float] = {}
-    with StopOnSignal() as stop, run.log() as log, bar:
-        while st.step < stop_at:
-            stats = _train_step(st, cfg, perceptual)
-            now = time.perf_counter()
-            st.seconds += now - t_last
-            t_last = now
-            if rank == 0:
-                rate = (st.step - n0) * o.batch / max(now - t0, 1e-9)
-                bar.update(1)
-                bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{rate:.0f}")
-                if st.step % cfg.log.every == 0 or st.step == stop_at:
-                    log.record({"step": st.step, "img_per_s": rate, "seconds": round(st.seconds, 1), **stats})
-                if st.step % cfg.log.sample_every == 0 or st.step == stop_at:
-                    grid = sample_grid(st.model, cfg.log.grid, cfg.log.grid_synthfaces)
-                    cols = grid.shape[0] // cfg.log.grid
-                    save_grid(grid, run.path / "samples" / f"step{st.step:07d}.png", nrow=cols)
-                    log.images("samples", grid, st.step)
-                    if cfg.log.val_n > 0:
-                        val = validate(st.model, cfg.log.val_n)
-                        log.record({"step": st.step, **val}, prefix="val")
-                if st.step % cfg.log.checkpoint_every == 0 or st.step == stop_at:
-                    run.save_checkpoint(st.step, st.to_checkpoint(cfg))
-            if stop.requested():
-                if run.save_checkpoint(st.step, st.to_checkpoint(cfg)) is not None:
-                    print(f"stopped at step {st.step}: checkpoint written to {run.path}", flush=True)
-                break
-    if n_proc > 1:  # the ranks must hold the same weights: check, and record the largest difference
-        params = torch.cat([p.detach().reshape(-1) for p in st.model.encoder.parameters()])
-        ref = params.clone()
-        dist.broadcast(ref, src=0)
-        diff = (params - ref).abs().max()
-        dist.all_reduce(diff, op=dist.ReduceOp.MAX)
-        if rank == 0:
-            atomic_write_text(run.path / "ranks.json", json.dumps({"world": n_proc, "max_param_diff": float(diff)})
-                              + "\n")
-    st.model.eval()
-    if rank == 0 and st.step >= o.steps:
-        meta = {"steps": st.step, "train_seconds": round(st.seconds), "generator": cfg.generator.path,
-                "batch": o.batch, "losses": {k: v for k, v in to_dict(cfg.loss).items()},
-                "augment": to_dict(cfg.augment)}
-        if val:
-            meta["val"] = {k: round(v, 6) for k, v in val.items()}
-        st.model.save_pretrained(run.path / "translator", metadata=meta)
-    return st.model
+    return run_training(ActmapTask(cfg), run_dir, resume=resume, progress=progress,
+                        max_steps_this_run=max_steps_this_run)

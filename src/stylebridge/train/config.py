@@ -7,9 +7,11 @@ the key and the file. The resolved tree is written into the run folder.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,9 +19,49 @@ import yaml
 
 from stylebridge.core.errors import ConfigError
 
-__all__ = ["ConfigError", "apply_overrides", "load_config", "to_dict"]
+__all__ = ["ConfigError", "LogSection", "OptimSection", "apply_overrides", "from_dict", "load_config", "to_dict"]
 
 T = TypeVar("T")
+
+
+@dataclass
+class OptimSection:
+    """What every trainer's ``optim`` section holds (trainers subclass it with their own fields and defaults)."""
+
+    batch: int = 32  # global batch (all ranks together)
+    steps: int = 10_000  # total steps of the run
+    lr: float = 0.002
+    seed: int = 0
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast; master weights stay fp32)
+
+    def __post_init__(self) -> None:
+        if self.batch < 1:
+            raise ValueError(f"batch must be >= 1, got {self.batch}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
+
+
+@dataclass
+class LogSection:
+    """What every trainer's ``log`` section holds: how often the shared training loop logs, draws the sample grid
+    (and runs the task's validation) and writes a checkpoint, and how many checkpoints it keeps."""
+
+    every: int = 50  # steps between log records
+    sample_every: int = 500  # steps between sample grids (and validation records)
+    checkpoint_every: int = 500
+    keep: int = 3  # newest checkpoints kept
+    grid: int = 8  # items in the periodic grid
+
+    def __post_init__(self) -> None:
+        for name in ("every", "sample_every", "checkpoint_every", "keep"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.grid < 0:
+            raise ValueError(f"grid must be >= 0, got {self.grid}")
 
 
 def to_dict(cfg: Any) -> dict:
@@ -62,6 +104,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: expected a finite number, got {value!r}")
             return float(value)
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if tp is str:

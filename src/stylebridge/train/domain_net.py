@@ -2,66 +2,110 @@
 
 Losses: binary cross-entropy for continuous attributes (targets in [0, 1]), cross-entropy for categories, and a
 supervised-contrastive term that pulls the embeddings of the same face under different augmentations together
-(so `similarity` measures identity, not pose or lighting). Checkpoints are written atomically and training
-resumes exactly (model, optimiser, step and RNG state).
+(so `similarity` measures identity, not pose or lighting). A task of the shared training loop
+(`stylebridge.train.loop`): run folder, exact resume, signals and torchrun DDP (every random draw is made for the
+global batch and sliced per rank; the contrastive term sees the whole global batch through a differentiable
+all-gather), so N processes compute what one process computes, up to float summation order.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from stylebridge.core.atomic import atomic_write
+from stylebridge.core.device import autocast, pick_device
+from stylebridge.core.native import check_state_dict
 from stylebridge.core.seeds import HELD_OUT_SEED
 from stylebridge.data import synthfaces as sf
 from stylebridge.models.domain import DomainNetConfig, DomainNetwork
+from stylebridge.train.config import LogSection, OptimSection, load_config
+from stylebridge.train.ddp import broadcast_module, gather_with_grad, rank_slice
+from stylebridge.train.loop import TrainTask, optimizer_step, run_training
 
-__all__ = ["DomainTrainConfig", "evaluate_domain_network", "synthfaces_heads", "train_domain_network"]
+__all__ = [
+    "DomainTask",
+    "DomainTrainConfig",
+    "evaluate_domain_network",
+    "load_domain_config",
+    "synthfaces_heads",
+    "train_domain_network",
+]
 
+
+@dataclass
+class DataSection:
+    resolution: int = 64
+
+
+@dataclass
+class ModelSection:
+    widths: tuple[int, ...] = (32, 64, 128, 192)  # DomainNetConfig.widths
+    embed_dim: int = 128
+    head_spatial: int = 0  # DomainNetConfig.head_spatial
+    init_from: str | None = None  # a model folder whose trunk and embedding start this run (heads are new)
+
+
+@dataclass
+class LossSection:
+    contrastive_weight: float = 0.2
+    blur_prob: float = 0.3  # probability of the 3x3 blur augmentation
+
+
+@dataclass
+class DomainOptimSection(OptimSection):
+    steps: int = 3000
+    batch: int = 64
+    lr: float = 2e-3  # AdamW, cosine decay over the whole run
+    weight_decay: float = 1e-4
+
+
+@dataclass
+class DomainLogSection(LogSection):
+    every: int = 25
+    checkpoint_every: int = 250
+    sample_every: int = 250
+    grid: int = 0  # no sample grid: this network makes no images
 
 
 @dataclass
 class DomainTrainConfig:
-    steps: int = 3000
-    batch: int = 64
-    resolution: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    contrastive_weight: float = 0.2
-    seed: int = 0
-    checkpoint_every: int = 250
-    eval_faces: int = 1000
-    widths: tuple[int, ...] = (32, 64, 128, 192)  # DomainNetConfig.widths
-    embed_dim: int = 128
-    head_spatial: int = 0  # DomainNetConfig.head_spatial
-    blur_prob: float = 0.3  # probability of the 3x3 blur augmentation
-    init_from: str | None = None  # a model folder whose trunk and embedding start this run (heads are new)
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    loss: LossSection = field(default_factory=LossSection)
+    optim: DomainOptimSection = field(default_factory=DomainOptimSection)
+    log: DomainLogSection = field(default_factory=DomainLogSection)
+
+
+def load_domain_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> DomainTrainConfig:
+    """The config tree from a YAML file (or the defaults) and ``section.key=value`` overrides."""
+    return load_config(DomainTrainConfig, path, overrides)
 
 
 def synthfaces_heads() -> tuple[tuple[str, int], ...]:
     return tuple((a.name, len(a.choices) if a.is_categorical else 1) for a in sf.ATTRIBUTES)
 
 
-def _augment(images: torch.Tensor, gen: torch.Generator, blur_prob: float = 0.3) -> torch.Tensor:
+def _augment(images: torch.Tensor, gen: torch.Generator, blur_prob: float, n_global: int) -> torch.Tensor:
     """Mild photometric/geometric jitter so features do not depend on exact pixel values: a brightness/contrast
-    change, small shifts, a little blur or noise (what a generator's outputs differ by)."""
-    n = images.shape[0]
-    scale = 1 + 0.2 * (torch.rand(n, 1, 1, 1, generator=gen) - 0.5)
-    shift = 0.2 * (torch.rand(n, 1, 1, 1, generator=gen) - 0.5)
+    change, small shifts, a little blur or noise (what a generator's outputs differ by). images: this rank's slice
+    [n_local, 3, H, W] of a global batch of ``n_global``; every random number is drawn for the global batch."""
+    dev = images.device
+    scale = 1 + 0.2 * (rank_slice(torch.rand(n_global, 1, 1, 1, generator=gen), dev) - 0.5)
+    shift = 0.2 * (rank_slice(torch.rand(n_global, 1, 1, 1, generator=gen), dev) - 0.5)
     x = images * scale + shift
     dx, dy = (torch.randint(-2, 3, (2,), generator=gen)).tolist()
     x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
     if float(torch.rand(1, generator=gen)) < blur_prob:
         x = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
-    x = x + 0.03 * torch.randn(x.shape, generator=gen) * (torch.rand(n, 1, 1, 1, generator=gen) < 0.5)
+    noise = rank_slice(torch.randn((n_global, *x.shape[1:]), generator=gen), dev)
+    on = rank_slice(torch.rand(n_global, 1, 1, 1, generator=gen) < 0.5, dev)
+    x = x + 0.03 * noise * on
     return x.clamp(-1, 1)
 
 
@@ -84,84 +128,92 @@ def _loss(net: DomainNetwork, logits: torch.Tensor, attrs: dict[str, torch.Tenso
 def _contrastive(e1: torch.Tensor, e2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
     """InfoNCE between two views of the same faces (row i of e1 matches row i of e2)."""
     logits = e1 @ e2.t() / temperature
-    labels = torch.arange(e1.shape[0])
+    labels = torch.arange(e1.shape[0], device=e1.device)
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
 
 
-def train_domain_network(out_dir: str | os.PathLike, cfg: DomainTrainConfig, resume: bool = True,
+class DomainTask(TrainTask):
+    """Domain-network training as a task of the shared loop (`stylebridge.train.loop.run_training`)."""
+
+    name = "domain"
+
+    def __init__(self, cfg: DomainTrainConfig) -> None:
+        self.cfg = cfg
+
+    def setup(self) -> None:
+        cfg, o = self.cfg, self.cfg.optim
+        m = cfg.model
+        net = DomainNetwork(DomainNetConfig(resolution=cfg.data.resolution, widths=m.widths, embed_dim=m.embed_dim,
+                                            head_spatial=m.head_spatial, heads=synthfaces_heads()))
+        if m.init_from:
+            # Everything but the heads comes from the earlier model; the heads keep their fresh initialisation.
+            start = DomainNetwork.from_pretrained(m.init_from).state_dict()
+            own = net.state_dict()
+            trunk = [k for k in own if not k.startswith("head.")]
+            bad = [k for k in trunk if k not in start or start[k].shape != own[k].shape]
+            if bad:
+                raise ValueError(f"model.init_from {m.init_from}: its trunk does not fit this config ({bad[:5]})")
+            net.load_state_dict({**own, **{k: start[k] for k in trunk}}, strict=True)
+        self.net = net.to(pick_device()).train()
+        broadcast_module(self.net)
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        self.gen = torch.Generator().manual_seed(o.seed)  # the same on every rank: global draws, sliced
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"optim": self.opt}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.net.state_dict(), "rng": self.gen.get_state()}
+
+    def load_state_dict(self, ck: dict[str, Any]) -> None:
+        check_state_dict(self.net, ck["model"], "checkpoint model")
+        self.gen.set_state(ck["rng"].cpu())
+
+    def lr_at(self, step: int) -> float:
+        """Cosine decay over the whole run, so a resumed run follows the same schedule."""
+        o = self.cfg.optim
+        return o.lr * 0.5 * (1 + math.cos(math.pi * min(step, o.steps) / o.steps))
+
+    def train_step(self, step: int) -> dict[str, float]:
+        cfg, o = self.cfg, self.cfg.optim
+        dev = next(self.net.parameters()).device
+        seeds = rank_slice(torch.randint(0, HELD_OUT_SEED, (o.batch,), generator=self.gen)).tolist()
+        attrs = sf.sample_attributes(seeds)
+        images = sf.render(attrs, cfg.data.resolution, outputs=("image",))["image"].to(dev)
+        v1 = _augment(images, self.gen, cfg.loss.blur_prob, o.batch)
+        v2 = _augment(images, self.gen, cfg.loss.blur_prob, o.batch)
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr_at(step)
+        with autocast(dev, o.precision):
+            feats1, emb1 = self.net.head_features(v1)
+            logits = self.net.head(feats1).float()
+            emb2 = self.net.pooled(v2)[1]
+        loss_attr = _loss(self.net, logits, {k: v.to(dev) for k, v in attrs.items()})
+        # InfoNCE over the global batch: every rank sees all embeddings (negatives), gradients flow to their owners.
+        loss_con = _contrastive(gather_with_grad(emb1.float()), gather_with_grad(emb2.float()))
+        loss = loss_attr + cfg.loss.contrastive_weight * loss_con
+        optimizer_step(self.opt, loss, list(self.net.parameters()))
+        return {"loss_attr": loss_attr.item(), "loss_con": loss_con.item(), "lr": self.lr_at(step)}
+
+    def check_modules(self) -> list[torch.nn.Module]:
+        return [self.net]
+
+    def export(self, run: Path, metadata: dict[str, Any]) -> None:
+        self.net.eval()
+        self.net.save_pretrained(run / "model", metadata={"trained_steps": metadata["steps"],
+                                                          "batch": self.cfg.optim.batch,
+                                                          "train_seconds": metadata["train_seconds"]})
+
+    def result(self) -> DomainNetwork:
+        return self.net.eval()
+
+
+def train_domain_network(out_dir: str | os.PathLike, cfg: DomainTrainConfig, resume: bool = False,
                          progress: bool = True, max_steps_this_run: int | None = None) -> DomainNetwork:
-    """Train (or resume) in ``out_dir``; writes ``checkpoint.pt``, ``log.jsonl`` and, once ``cfg.steps`` are done,
-    the model folder ``model/``. ``max_steps_this_run`` stops early (checkpointed) to continue later; Ctrl-C
-    also writes a checkpoint before exiting."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
-    net = DomainNetwork(DomainNetConfig(resolution=cfg.resolution, widths=cfg.widths, embed_dim=cfg.embed_dim,
-                                        head_spatial=cfg.head_spatial, heads=synthfaces_heads()))
-    if cfg.init_from:
-        # Everything but the heads comes from the earlier model; the heads keep their fresh initialisation.
-        start = DomainNetwork.from_pretrained(cfg.init_from).state_dict()
-        own = net.state_dict()
-        trunk = [k for k in own if not k.startswith("head.")]
-        bad = [k for k in trunk if k not in start or start[k].shape != own[k].shape]
-        if bad:
-            raise ValueError(f"{cfg.init_from}: its trunk does not fit this config ({bad[:5]})")
-        net.load_state_dict({**own, **{k: start[k] for k in trunk}}, strict=True)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    step = 0
-    ckpt_path = out / "checkpoint.pt"
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optim"])
-        gen.set_state(state["rng"])
-        step = int(state["step"])
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    stop = cfg.steps if max_steps_this_run is None else min(cfg.steps, step + max_steps_this_run)
-
-    def lr_at(s: int) -> float:  # cosine decay over the whole run, so a resumed run follows the same schedule
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))
-
-    def checkpoint() -> None:
-        state = {"model": net.state_dict(), "optim": opt.state_dict(), "rng": gen.get_state(), "step": step}
-        atomic_write(ckpt_path, lambda p: torch.save(state, p))
-
-    net.train()
-    t0 = time.perf_counter()
-    with open(out / "log.jsonl", "a") as log, tqdm(total=cfg.steps, initial=step, desc="domain net", unit="step",
-                                                   disable=not progress) as bar:
-        try:
-            while step < stop:
-                seeds = torch.randint(0, HELD_OUT_SEED, (cfg.batch,), generator=gen).tolist()
-                attrs = sf.sample_attributes(seeds)
-                images = sf.render(attrs, cfg.resolution, outputs=("image",))["image"]
-                v1, v2 = _augment(images, gen, cfg.blur_prob), _augment(images, gen, cfg.blur_prob)
-                for group in opt.param_groups:
-                    group["lr"] = lr_at(step)
-                feats1, emb1 = net.head_features(v1)
-                loss_attr = _loss(net, net.head(feats1), attrs)
-                loss_con = _contrastive(emb1, net.pooled(v2)[1])
-                loss = loss_attr + cfg.contrastive_weight * loss_con
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_attr.item():.3f}", con=f"{loss_con.item():.3f}")
-                if step % 25 == 0:
-                    log.write(json.dumps({"step": step, "loss_attr": loss_attr.item(), "loss_con": loss_con.item(),
-                                          "lr": lr_at(step), "elapsed_s": time.perf_counter() - t0}) + "\n")
-                    log.flush()
-                if step % cfg.checkpoint_every == 0 or step == stop:
-                    checkpoint()
-        except KeyboardInterrupt:
-            checkpoint()
-            raise
-    net.eval()
-    if step >= cfg.steps:
-        net.save_pretrained(out / "model", metadata={"trained_steps": step, "batch": cfg.batch})
-    return net
+    """Train (or with ``resume`` continue) in the run folder ``out_dir``; once ``cfg.optim.steps`` are done the
+    model folder ``out_dir/model`` is written. Run folder, signals and DDP are the shared loop's."""
+    return run_training(DomainTask(cfg), out_dir, resume=resume, progress=progress,
+                        max_steps_this_run=max_steps_this_run)
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ held-out seeds ≥ 10,000,000), or image folders (`stylebridge.data.paired.Folde
 superres / inpaint, paired folders for sketch / segmentation / frontalize). The encoder's input channels follow the
 task (RGB 3, sketch 1, segmentation one-hot, inpaint RGB + mask).
 
-Run conventions are those of GAN training (`stylebridge.train.gan`, `stylebridge.train.common`): the run folder
+Run conventions are those of GAN training (`stylebridge.train.loop`): the run folder
 holds the resolved config, ``log.jsonl`` (its first record names the perceptual and identity networks),
 TensorBoard scalars, sample grids (input | target | output on fixed held-out items) and the last checkpoints;
 ``resume`` continues exactly (weights, optimisers, latent pool, RNG state). Under ``torchrun`` every random draw
@@ -35,21 +35,19 @@ generator and loss networks under autocast (master weights fp32).
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from stylebridge.core.atomic import atomic_write_text
-from stylebridge.core.imageio import save_grid
+from stylebridge.core.device import autocast, pick_device
+from stylebridge.core.native import check_state_dict
 from stylebridge.core.seeds import HELD_OUT_SEED
 from stylebridge.data.tasks import SynthFacesPairs, parse_task
+from stylebridge.formats.loading import load_generator
 from stylebridge.losses import (
     IdentityLoss,
     LatentCodesPool,
@@ -76,21 +74,20 @@ from stylebridge.models.e4e import (
 )
 from stylebridge.models.psp import PSP, PSPConfig, PSPEncoderConfig
 from stylebridge.models.stylegan2 import StyleGAN2Generator
-from stylebridge.train.common import (
-    RunFolder,
-    StopOnSignal,
-    allreduce_grads,
-    autocast,
-    broadcast_module,
-    device,
-    init_distributed,
-    load_optimizer,
-    world,
-)
-from stylebridge.train.config import load_config, to_dict
+from stylebridge.train.config import LogSection, OptimSection, load_config
+from stylebridge.train.ddp import broadcast_module, world
+from stylebridge.train.loop import TrainTask, optimizer_step, run_training
 from stylebridge.train.sync_batchnorm import sync_batchnorm, unsync_batchnorm
 
-__all__ = ["ARCHS", "ENCODER_TASKS", "EncoderTrainConfig", "build_encoder", "load_encoder_config", "train_encoder"]
+__all__ = [
+    "ARCHS",
+    "ENCODER_TASKS",
+    "EncoderTask",
+    "EncoderTrainConfig",
+    "build_encoder",
+    "load_encoder_config",
+    "train_encoder",
+]
 
 ARCHS = ("psp", "e4e")
 ENCODER_TASKS = ("inversion", "sketch", "segmentation", "superres", "inpaint", "frontalize")
@@ -151,21 +148,14 @@ class LossConfig:
 
 
 @dataclass
-class OptimConfig:
+class OptimConfig(OptimSection):
     batch: int = 8  # global batch (all ranks together)
-    steps: int = 10_000
     lr: float = 1e-4
-    seed: int = 0
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast; master weights fp32)
     noise_mode: str = "random"  # generator noise while training: "random" (official) or "const"
 
 
 @dataclass
-class LogConfig:
-    every: int = 50
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    keep: int = 3
+class LogConfig(LogSection):
     grid: int = 8  # held-out items in the periodic grid (rows: input | target | output)
 
 
@@ -192,8 +182,6 @@ def validate_config(cfg: EncoderTrainConfig) -> None:
     kind = parse_task(cfg.data.task)[0]
     if kind not in ENCODER_TASKS:
         raise ValueError(f"data.task must be one of {', '.join(ENCODER_TASKS)} (superres:F), got {cfg.data.task!r}")
-    if o.precision not in ("fp32", "bf16"):
-        raise ValueError(f"optim.precision must be fp32 or bf16, got {o.precision!r}")
     if o.noise_mode not in ("random", "const"):
         raise ValueError(f"optim.noise_mode must be random or const, got {o.noise_mode!r}")
     if m.learn_in_w and m.arch != "psp":
@@ -246,23 +234,6 @@ def _held_out_batch(cfg: EncoderTrainConfig, resolution: int) -> tuple[torch.Ten
 
 # ------------------------------------------------------------------------------------------------------------------
 # Models
-
-
-def load_generator(spec: str) -> StyleGAN2Generator:
-    """The frozen decoder: a generator, or the decoder of a pSp/e4e model; w_avg computed if the file has none."""
-    from stylebridge.formats.loading import load
-    from stylebridge.models.encoder_base import StyleEncoderModel
-
-    if not spec:
-        raise ValueError("model.generator is required: a StyleGAN2 checkpoint, model folder or shipped name")
-    G = load(spec)
-    if isinstance(G, StyleEncoderModel):
-        G = G.decoder
-    if not isinstance(G, StyleGAN2Generator):
-        raise ValueError(f"{spec}: holds a {type(G).__name__}, not a StyleGAN2 generator")
-    if float(G.w_avg.abs().sum()) == 0:
-        G.compute_w_avg()  # the latent average the codes start from (pSp: decoder.mean_latent)
-    return G.requires_grad_(False).eval()
 
 
 def build_encoder(cfg: EncoderTrainConfig, G: StyleGAN2Generator, in_channels: int, resolution: int) -> PSP | E4E:
@@ -334,65 +305,134 @@ def build_losses(cfg: EncoderTrainConfig) -> _Losses:
     return _Losses(perc, ident)
 
 
-@dataclass
-class _State:
-    model: PSP | E4E
-    opt: torch.optim.Adam
-    gen: torch.Generator
-    D: LatentDiscriminator | None = None
-    opt_d: torch.optim.Adam | None = None
-    pools: tuple[LatentCodesPool, LatentCodesPool] | None = None
-    prog_steps: list[int] | None = None
-    step: int = 0
-    seconds: float = 0.0
+class EncoderTask(TrainTask):
+    """pSp / e4e training as a task of the shared loop (`stylebridge.train.loop.run_training`)."""
 
-    def to_checkpoint(self, cfg: EncoderTrainConfig) -> dict[str, Any]:
+    def __init__(self, cfg: EncoderTrainConfig) -> None:
+        validate_config(cfg)
+        self.cfg = cfg
+        self.name = cfg.model.arch
+
+    def setup(self) -> None:
+        cfg, o, L = self.cfg, self.cfg.optim, self.cfg.loss
+        rank, n_proc = world()
+        G = load_generator(cfg.model.generator, what="model.generator")
+        self.resolution = cfg.data.resolution or G.resolution
+        if cfg.data.source == "synthfaces" and cfg.data.seed + o.steps * o.batch > HELD_OUT_SEED:
+            raise ValueError(f"{o.steps} steps of {o.batch} faces from seed {cfg.data.seed} would reach the held-out "
+                             f"seeds (>= {HELD_OUT_SEED})")
+        self.dataset = build_dataset(cfg, self.resolution)
+        in_channels = self.dataset.input_channels  # type: ignore[attr-defined]
+        dev = pick_device()
+        torch.manual_seed(o.seed)  # the encoder's initialisation does not depend on what loading drew
+        self.model = build_encoder(cfg, G, in_channels, self.resolution).to(dev)
+        self.model.encoder.train()
+        broadcast_module(self.model.encoder)
+        self.opt = torch.optim.Adam(self.model.encoder.parameters(), lr=o.lr)
+        self.gen = torch.Generator().manual_seed(o.seed * 1000 + 17)  # the same on every rank: global draws, sliced
+        self.D: LatentDiscriminator | None = None
+        self.opt_d: torch.optim.Adam | None = None
+        self.pools: tuple[LatentCodesPool, LatentCodesPool] | None = None
+        self.prog_steps: list[int] | None = None
+        if L.w_discriminator > 0:
+            self.D = LatentDiscriminator(LatentDiscriminatorConfig(w_dim=G.w_dim)).to(dev)
+            broadcast_module(self.D)
+            self.D.requires_grad_(False)
+            self.opt_d = torch.optim.Adam(self.D.parameters(), lr=L.w_discriminator_lr)
+            if L.w_pool_size:
+                self.pools = (LatentCodesPool(L.w_pool_size), LatentCodesPool(L.w_pool_size))
+        if cfg.model.arch == "e4e" and L.progressive_start >= 0:
+            self.prog_steps = progressive_steps(G.num_ws, L.progressive_start, L.progressive_step_every)
+        if n_proc > 1:
+            sync_batchnorm(self.model.encoder)
+        self.losses = build_losses(cfg)
+        for net in (self.losses.perceptual, self.losses.identity):
+            if net is not None:
+                net.to(dev)
+        self.grid_xy = _held_out_batch(cfg, self.resolution) if rank == 0 else None
+        self.data_iter = None
+        self.step = 0
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        opts: dict[str, torch.optim.Optimizer] = {"opt": self.opt}
+        if self.opt_d is not None:
+            opts["opt_d"] = self.opt_d
+        return opts
+
+    def state_dict(self) -> dict[str, Any]:
         ck: dict[str, Any] = {"encoder": self.model.encoder.state_dict(), "latent_avg": self.model.latent_avg,
-                              "opt": self.opt.state_dict(), "step": self.step, "rng": self.gen.get_state(),
-                              "torch_rng": torch.get_rng_state(), "seconds": self.seconds,
-                              "config": json.dumps(to_dict(cfg))}
-        if self.D is not None and self.opt_d is not None:
-            ck.update(D=self.D.state_dict(), opt_d=self.opt_d.state_dict())
+                              "rng": self.gen.get_state()}
+        if self.D is not None:
+            ck["D"] = self.D.state_dict()
         if self.pools is not None:
             ck.update(pool_real=self.pools[0].state_dict(), pool_fake=self.pools[1].state_dict())
         return ck
 
-    def load_checkpoint(self, ck: dict[str, Any]) -> None:
-        self.model.encoder.load_state_dict(ck["encoder"])
+    def load_state_dict(self, ck: dict[str, Any]) -> None:
+        check_state_dict(self.model.encoder, ck["encoder"], "checkpoint encoder")
         self.model.latent_avg.copy_(ck["latent_avg"])
-        load_optimizer(self.opt, ck["opt"])
-        if self.D is not None and self.opt_d is not None:
-            self.D.load_state_dict(ck["D"])
-            load_optimizer(self.opt_d, ck["opt_d"])
+        if self.D is not None:
+            if "D" not in ck:
+                raise ValueError("the checkpoint has no latent discriminator: resume with loss.w_discriminator 0")
+            check_state_dict(self.D, ck["D"], "checkpoint D")
         if self.pools is not None:
             dev = self.model.latent_avg.device
             self.pools[0].load_state_dict(ck["pool_real"], dev)
             self.pools[1].load_state_dict(ck["pool_fake"], dev)
-        self.step = int(ck["step"])
-        self.seconds = float(ck.get("seconds", 0.0))
         self.gen.set_state(ck["rng"].cpu())
-        torch.set_rng_state(ck["torch_rng"].cpu())
 
+    def train_step(self, step: int) -> dict[str, float]:
+        if self.data_iter is None:  # built at the first step: a resumed run starts at its own position
+            rank, n_proc = world()
+            # Its own generator: a DataLoader draws a worker base seed when iterated, which must not come from the
+            # global RNG (a resumed run creates its loader at another point of the global RNG's sequence).
+            loader = DataLoader(self.dataset, batch_sampler=_StepBatches(step, self.cfg.optim.batch, rank, n_proc),
+                                num_workers=self.cfg.data.workers,
+                                generator=torch.Generator().manual_seed(self.cfg.optim.seed + step))
+            self.data_iter = iter(loader)
+        self.step = step
+        x, y, _ = next(self.data_iter)
+        dev = self.model.latent_avg.device
+        return _train_step(self, self.cfg, self.losses, x.to(dev), y.to(dev))
 
-def _new_state(cfg: EncoderTrainConfig, G: StyleGAN2Generator, in_channels: int, resolution: int) -> _State:
-    o, L = cfg.optim, cfg.loss
-    torch.manual_seed(o.seed)
-    dev = device()
-    model = build_encoder(cfg, G, in_channels, resolution).to(dev)
-    model.encoder.train()
-    broadcast_module(model.encoder)
-    opt = torch.optim.Adam(model.encoder.parameters(), lr=o.lr)
-    gen = torch.Generator().manual_seed(o.seed * 1000 + 17)  # the same on every rank: global draws, sliced
-    st = _State(model, opt, gen)
-    if L.w_discriminator > 0:
-        st.D = LatentDiscriminator(LatentDiscriminatorConfig(w_dim=G.w_dim)).to(dev)
-        broadcast_module(st.D)
-        st.D.requires_grad_(False)
-        st.opt_d = torch.optim.Adam(st.D.parameters(), lr=L.w_discriminator_lr)
-        st.pools = (LatentCodesPool(L.w_pool_size), LatentCodesPool(L.w_pool_size)) if L.w_pool_size else None
-    if cfg.model.arch == "e4e" and L.progressive_start >= 0:
-        st.prog_steps = progressive_steps(G.num_ws, L.progressive_start, L.progressive_step_every)
-    return st
+    def postfix(self, stats: dict[str, float]) -> dict[str, str]:
+        return {"loss": f"{stats['loss']:.3f}"}
+
+    def start_record(self) -> dict[str, Any]:
+        names = self.losses.names()
+        if world()[0] == 0 and self.progress:
+            print(f"perceptual loss: {names['perceptual']}\nidentity loss: {names['identity']}", flush=True)
+        return {"perceptual_network": names["perceptual"], "identity_network": names["identity"],
+                "arch": self.cfg.model.arch, "task": self.cfg.data.task, "generator": self.cfg.model.generator}
+
+    def grid(self) -> tuple[torch.Tensor, int] | None:
+        assert self.grid_xy is not None
+        dev = self.model.latent_avg.device
+        return _grid(self, self.grid_xy[0].to(dev), self.grid_xy[1].to(dev)), 3
+
+    def check_modules(self) -> list[torch.nn.Module]:
+        return [self.model.encoder]
+
+    def _finish(self) -> None:
+        if world()[1] > 1:
+            unsync_batchnorm(self.model.encoder)
+        if isinstance(self.model, E4E):
+            self.model.encoder.progressive_stage = PROGRESSIVE_INFERENCE
+        self.model.eval()
+
+    def export(self, run: Path, metadata: dict[str, Any]) -> None:
+        self._finish()
+        cfg, o, names = self.cfg, self.cfg.optim, self.losses.names()
+        self.model.save_pretrained(run / "model", metadata={
+            "arch": cfg.model.arch, "task": cfg.data.task, "generator": cfg.model.generator,
+            "data": cfg.data.source, "resolution": self.resolution, "steps": metadata["steps"], "batch": o.batch,
+            "train_seconds": metadata["train_seconds"], "perceptual_network": names["perceptual"],
+            "identity_network": names["identity"], "optimizer": f"Adam(lr={o.lr})",
+        })
+
+    def result(self) -> PSP | E4E:
+        self._finish()
+        return self.model
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -404,19 +444,12 @@ def _slice(t: torch.Tensor) -> torch.Tensor:
     return t[rank::n_proc]
 
 
-def _phase(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.nn.Parameter]) -> None:
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    allreduce_grads(params)
-    opt.step()
-
-
-def _stage(st: _State) -> int | None:
+def _stage(st: EncoderTask) -> int | None:
     """e4e's progressive stage at this step (None: no progressive training)."""
     return None if st.prog_steps is None else progressive_stage(st.step, st.prog_steps)
 
 
-def _d_step(st: _State, cfg: EncoderTrainConfig, x: torch.Tensor, stage: int | None) -> dict[str, float]:
+def _d_step(st: EncoderTask, cfg: EncoderTrainConfig, x: torch.Tensor, stage: int | None) -> dict[str, float]:
     """e4e's ``train_discriminator``: logistic loss on real w (mapped fresh z) vs the encoder's codes, then lazy R1."""
     L, nb = cfg.loss, cfg.optim.batch
     assert st.D is not None and st.opt_d is not None
@@ -427,7 +460,7 @@ def _d_step(st: _State, cfg: EncoderTrainConfig, x: torch.Tensor, stage: int | N
     fake_draws = [_slice(t).to(dev) for t in LatentCodesPool.draws(nb, len(rows), L.w_pool_size, st.gen)]
     with torch.no_grad():
         real_w = G.map(z)
-        with autocast(cfg.optim.precision):
+        with autocast(dev, cfg.optim.precision):
             fake = model.encode(x).float()[:, rows]  # encoder in training mode, as the reference
         if st.pools is not None:
             real_w = st.pools[0].query(real_w, real_draws)
@@ -438,19 +471,19 @@ def _d_step(st: _State, cfg: EncoderTrainConfig, x: torch.Tensor, stage: int | N
     D.requires_grad_(True)
     params = list(D.parameters())
     loss, stats = latent_d_loss(D(real_w), D(fake_w))
-    _phase(st.opt_d, loss, params)
+    optimizer_step(st.opt_d, loss, params)
     stats["d_loss"] = float(loss.detach())
     if st.step % L.d_reg_every == 0:
         penalty = latent_r1_penalty(D, real_w)
         # "+ 0 * real_pred[0]" as the reference: every D parameter gets a (zero) gradient and takes the Adam step.
         zero = 0 * D(real_w.detach())[0].sum()
-        _phase(st.opt_d, penalty * (L.r1 / 2 * L.d_reg_every) + zero, params)
+        optimizer_step(st.opt_d, penalty * (L.r1 / 2 * L.d_reg_every) + zero, params)
         stats["d_r1"] = float(penalty.detach())
     D.requires_grad_(False)
     return stats
 
 
-def _train_step(st: _State, cfg: EncoderTrainConfig, losses: _Losses, x: torch.Tensor,
+def _train_step(st: EncoderTask, cfg: EncoderTrainConfig, losses: _Losses, x: torch.Tensor,
                 y: torch.Tensor) -> dict[str, float]:
     o, L = cfg.optim, cfg.loss
     model, G = st.model, st.model.decoder
@@ -463,7 +496,7 @@ def _train_step(st: _State, cfg: EncoderTrainConfig, losses: _Losses, x: torch.T
     noise = [_slice(t).to(x.device) for t in G.make_noise(o.batch, generator=st.gen)] \
         if o.noise_mode == "random" else None
     side = y.shape[-1]
-    with autocast(o.precision):
+    with autocast(x.device, o.precision):
         w_plus = model.encode(x)
         y_hat = model.decode(w_plus, resize=side if side != G.resolution else False, noise=noise,
                              noise_mode="const").float()
@@ -474,12 +507,12 @@ def _train_step(st: _State, cfg: EncoderTrainConfig, losses: _Losses, x: torch.T
         stats["loss_l2"] = float(l2.detach())
         terms.append(L.l2 * l2)
     if losses.perceptual is not None:
-        with autocast(o.precision):
+        with autocast(x.device, o.precision):
             perc = losses.perceptual(y_hat, y).float().mean()
         stats["loss_perceptual"] = float(perc.detach())
         terms.append(L.perceptual * perc)
     if losses.identity is not None:
-        with autocast(o.precision):
+        with autocast(x.device, o.precision):
             ident, id_stats = losses.identity(y_hat, y, x if x.shape == y.shape else None)
         stats["loss_id"] = float(ident.detach())
         stats.update(id_stats)
@@ -500,8 +533,7 @@ def _train_step(st: _State, cfg: EncoderTrainConfig, losses: _Losses, x: torch.T
     stats["loss"] = float(loss.detach())
     if stage is not None:
         stats["stage"] = stage
-    _phase(st.opt, loss, list(model.encoder.parameters()))
-    st.step += 1
+    optimizer_step(st.opt, loss, list(model.encoder.parameters()))
     return stats
 
 
@@ -509,7 +541,7 @@ def _train_step(st: _State, cfg: EncoderTrainConfig, losses: _Losses, x: torch.T
 # Previews
 
 
-def _grid(st: _State, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _grid(st: EncoderTask, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Rows input | target | output of the held-out items (eval mode: BatchNorm running statistics, stored noise)."""
     from stylebridge.pipelines.encoder import input_preview
 
@@ -537,94 +569,9 @@ def train_encoder(cfg: EncoderTrainConfig, run_dir: str | os.PathLike, resume: b
     """Train until ``cfg.optim.steps`` (or ``max_steps_this_run`` more steps); returns the model.
 
     Once ``cfg.optim.steps`` are done, rank 0 writes the native model folder ``run_dir/model`` (a `PSP` or `E4E`:
-    ``stylebridge.load(run_dir / "model")``) whose metadata names the perceptual and identity networks. With
-    ``resume`` the newest checkpoint in ``run_dir`` is loaded and training continues exactly. SIGINT / SIGTERM
-    finish the current step, write a checkpoint and stop.
+    ``stylebridge.load(run_dir / "model")``) whose metadata names the perceptual and identity networks. The run
+    folder, resume, signals and DDP are the shared loop's (`stylebridge.train.loop.run_training`).
     """
-    validate_config(cfg)
-    started = init_distributed()
-    rank, n_proc = world()
-    o = cfg.optim
-    if o.batch % n_proc:
-        raise ValueError(f"optim.batch {o.batch} must be divisible by the number of processes {n_proc}")
-    G = load_generator(cfg.model.generator)
-    resolution = cfg.data.resolution or G.resolution
-    if cfg.data.source == "synthfaces" and cfg.data.seed + o.steps * o.batch > HELD_OUT_SEED:
-        raise ValueError(f"{o.steps} steps of {o.batch} faces from seed {cfg.data.seed} would reach the held-out "
-                         f"seeds (>= {HELD_OUT_SEED})")
-    dataset = build_dataset(cfg, resolution)
-    in_channels = dataset.input_channels  # type: ignore[attr-defined]
-    run = RunFolder(run_dir, cfg, keep=cfg.log.keep)
-    st = _new_state(cfg, G, in_channels, resolution)
-    del G
-    if resume:
-        st.load_checkpoint(run.load_latest())
-    if n_proc > 1:
-        sync_batchnorm(st.model.encoder)
-    dev = st.model.latent_avg.device
-    losses = build_losses(cfg)
-    for net in (losses.perceptual, losses.identity):
-        if net is not None:
-            net.to(dev)
-    stop_at = o.steps if max_steps_this_run is None else min(o.steps, st.step + max_steps_this_run)
-    loader = DataLoader(dataset, batch_sampler=_StepBatches(st.step, o.batch, rank, n_proc),
-                        num_workers=cfg.data.workers)
-    grid_x, grid_y = _held_out_batch(cfg, resolution) if rank == 0 else (None, None)
-    names = losses.names()
-    bar = tqdm(total=o.steps, initial=st.step, desc=f"train {cfg.model.arch}", unit="step",
-               disable=not progress or rank != 0)
-    t_last = time.perf_counter()
-    with StopOnSignal() as stop, run.log() as log, bar:
-        log.record({"step": st.step, "event": "start", "perceptual_network": names["perceptual"],
-                    "identity_network": names["identity"], "world": n_proc, "arch": cfg.model.arch,
-                    "task": cfg.data.task, "generator": cfg.model.generator})
-        if rank == 0 and progress:
-            bar.write(f"perceptual loss: {names['perceptual']}\nidentity loss: {names['identity']}")
-        data_iter = iter(loader)
-        while st.step < stop_at:
-            x, y, _ = next(data_iter)
-            stats = _train_step(st, cfg, losses, x.to(dev), y.to(dev))
-            now = time.perf_counter()
-            st.seconds += now - t_last
-            t_last = now
-            if rank == 0:
-                bar.update(1)
-                bar.set_postfix(loss=f"{stats['loss']:.3f}")
-                if st.step % cfg.log.every == 0 or st.step == stop_at:
-                    log.record({"step": st.step, "seconds": round(st.seconds, 1), **stats})
-                if st.step % cfg.log.sample_every == 0 or st.step == stop_at:
-                    assert grid_x is not None and grid_y is not None
-                    cells = _grid(st, grid_x.to(dev), grid_y.to(dev))
-                    save_grid(cells, run.path / "samples" / f"step{st.step:07d}.png", nrow=3)
-                    log.images("samples", cells, st.step)
-                if st.step % cfg.log.checkpoint_every == 0 or st.step == stop_at:
-                    run.save_checkpoint(st.step, st.to_checkpoint(cfg))
-            if stop.requested():
-                if run.save_checkpoint(st.step, st.to_checkpoint(cfg)) is not None:
-                    print(f"stopped at step {st.step}: checkpoint written to {run.path}", flush=True)
-                break
-    if n_proc > 1:
-        unsync_batchnorm(st.model.encoder)
-        params = torch.cat([p.detach().reshape(-1) for p in st.model.encoder.parameters()])
-        ref = params.clone()
-        dist.broadcast(ref, src=0)
-        diff = (params - ref).abs().max()
-        dist.all_reduce(diff, op=dist.ReduceOp.MAX)
-        if rank == 0:
-            atomic_write_text(run.path / "ranks.json", json.dumps({"world": n_proc, "max_param_diff": float(diff)})
-                              + "\n")
-    model = st.model
-    if isinstance(model, E4E):
-        model.encoder.progressive_stage = PROGRESSIVE_INFERENCE
-    model.eval()
-    if rank == 0 and st.step >= o.steps:
-        model.save_pretrained(run.path / "model", metadata={
-            "arch": cfg.model.arch, "task": cfg.data.task, "generator": cfg.model.generator,
-            "data": cfg.data.source, "resolution": resolution, "steps": st.step, "batch": o.batch,
-            "train_seconds": round(st.seconds), "perceptual_network": names["perceptual"],
-            "identity_network": names["identity"], "optimizer": f"Adam(lr={o.lr})",
-        })
-    if started:
-        dist.barrier()
-        dist.destroy_process_group()
-    return model
+    task = EncoderTask(cfg)
+    task.progress = progress
+    return run_training(task, run_dir, resume=resume, progress=progress, max_steps_this_run=max_steps_this_run)

@@ -15,21 +15,17 @@ the same global batch computes, up to float summation order (augmentation draws 
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from stylebridge.core.atomic import atomic_write_text
-from stylebridge.core.imageio import save_grid
+from stylebridge.core.device import autocast, pick_device
+from stylebridge.core.native import check_state_dict
 from stylebridge.data import synthfaces as sf
 from stylebridge.models.stylegan2 import (
     StyleGAN2Config,
@@ -38,21 +34,11 @@ from stylebridge.models.stylegan2 import (
     StyleGAN2Generator,
 )
 from stylebridge.train.augment import AdaptiveP, augment
-from stylebridge.train.common import (
-    RunFolder,
-    StopOnSignal,
-    allreduce_grads,
-    allreduce_mean,
-    autocast,
-    broadcast_module,
-    device,
-    init_distributed,
-    load_optimizer,
-    world,
-)
-from stylebridge.train.config import load_config, to_dict
+from stylebridge.train.config import LogSection, OptimSection, load_config
+from stylebridge.train.ddp import allreduce_mean, broadcast_module, world
+from stylebridge.train.loop import TrainTask, optimizer_step, run_training
 
-__all__ = ["GanTrainConfig", "load_gan_config", "train_gan"]
+__all__ = ["GanTask", "GanTrainConfig", "load_gan_config", "train_gan"]
 
 
 @dataclass
@@ -81,10 +67,7 @@ class ModelConfig:
 
 
 @dataclass
-class OptimConfig:
-    batch: int = 32  # global batch (all ranks together)
-    steps: int = 10_000
-    lr: float = 0.002
+class OptimConfig(OptimSection):
     r1_gamma: float = 0.05
     r1_every: int = 16
     pl_weight: float = 2.0
@@ -94,8 +77,6 @@ class OptimConfig:
     mixing: float = 0.9
     ema_kimg: float = 10.0
     ema_rampup: float = 0.05  # EMA half-life ramps up over the first kimg (fraction of images seen); 0: off
-    seed: int = 0
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast; master weights stay fp32)
 
 
 @dataclass
@@ -108,11 +89,7 @@ class AugmentConfig:
 
 
 @dataclass
-class LogConfig:
-    every: int = 50
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    keep: int = 3
+class LogConfig(LogSection):
     grid: int = 16  # samples in the periodic grid
     metric_every: int = 0  # steps between Fréchet distances of G_ema (0: off); also computed at the last step
     metric_n: int = 5000  # images per set (the distance is biased for small n: compare only equal n)
@@ -132,8 +109,6 @@ class GanTrainConfig:
 
 def load_gan_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> GanTrainConfig:
     cfg = load_config(GanTrainConfig, path, overrides)
-    if cfg.optim.precision not in ("fp32", "bf16"):
-        raise ValueError(f"optim.precision must be fp32 or bf16, got {cfg.optim.precision!r}")
     if cfg.augment.kind not in ("none", "fixed", "adaptive"):
         raise ValueError(f"augment.kind must be none, fixed or adaptive, got {cfg.augment.kind!r}")
     return cfg
@@ -195,57 +170,81 @@ def _adam(params, lr: float, reg_every: int) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr * c, betas=(0.0, 0.99**c), eps=1e-8)
 
 
-@dataclass
-class _State:
-    G: StyleGAN2Generator
-    D: StyleGAN2Discriminator
-    G_ema: StyleGAN2Generator
-    opt_g: torch.optim.Adam
-    opt_d: torch.optim.Adam
-    gen: torch.Generator
-    ada: AdaptiveP
-    step: int = 0
-    pl_mean: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
-    seconds: float = 0.0  # training wall time over all runs of this folder (model cards report it)
+class GanTask(TrainTask):
+    """StyleGAN2 training as a task of the shared loop (`stylebridge.train.loop.run_training`)."""
 
-    def to_checkpoint(self, cfg: GanTrainConfig) -> dict[str, Any]:
+    name = "gan"
+
+    def __init__(self, cfg: GanTrainConfig) -> None:
+        self.cfg = cfg
+
+    def setup(self) -> None:
+        cfg, o = self.cfg, self.cfg.optim
+        dev = pick_device()
+        self.G, self.D = (m.to(dev) for m in build_models(cfg))
+        self.G_ema = build_models(cfg)[0].to(dev)
+        self.G_ema.load_state_dict(self.G.state_dict())
+        self.G_ema.requires_grad_(False).eval()
+        for m in (self.G, self.D, self.G_ema):
+            broadcast_module(m)
+        rank, n_proc = world()
+        self.gen = torch.Generator().manual_seed(o.seed * 1000 + 17)  # the same on every rank: global draws, sliced
+        torch.manual_seed(o.seed * 1000 + 31 + rank)
+        self.ada = AdaptiveP(cfg.augment.target, cfg.augment.ada_kimg, p=cfg.augment.p, max_p=cfg.augment.max_p)
+        self.opt_g = _adam(self.G.parameters(), o.lr, o.pl_every)
+        self.opt_d = _adam(self.D.parameters(), o.lr, o.r1_every)
+        self.pl_mean = torch.zeros(())
+        self.data = _RealStream(cfg, rank, n_proc)
+        self.metric = _metric(cfg) if rank == 0 else None
+        self.grid_z = torch.randn(cfg.log.grid, self.G.z_dim, generator=torch.Generator().manual_seed(123))
+        self.last_step = 0
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d}
+
+    def state_dict(self) -> dict[str, Any]:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
-                "pl_mean": self.pl_mean, "ada": self.ada.state_dict(), "rng": self.gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "config": json.dumps(to_dict(cfg)),
-                "seconds": self.seconds}
+                "pl_mean": self.pl_mean, "ada": self.ada.state_dict(), "rng": self.gen.get_state()}
 
-    def load_checkpoint(self, ck: dict[str, Any]) -> None:
-        self.G.load_state_dict(ck["G"])
-        self.D.load_state_dict(ck["D"])
-        self.G_ema.load_state_dict(ck["G_ema"])
-        load_optimizer(self.opt_g, ck["opt_g"])
-        load_optimizer(self.opt_d, ck["opt_d"])
-        self.step = int(ck["step"])
+    def load_state_dict(self, ck: dict[str, Any]) -> None:
+        for key, m in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            check_state_dict(m, ck[key], f"checkpoint {key}")
         self.pl_mean = ck["pl_mean"]
-        self.seconds = float(ck.get("seconds", 0.0))
         self.ada.load_state_dict(ck["ada"])
         self.gen.set_state(ck["rng"].cpu())
-        torch.set_rng_state(ck["torch_rng"].cpu())
 
+    def train_step(self, step: int) -> dict[str, float]:
+        self.last_step = step + 1
+        stats = _train_step(self, self.cfg, self.data.batch(step).to(self.G.w_avg.device), step)
+        return {"kimg": (step + 1) * self.cfg.optim.batch / 1000, "ada_p": self.ada.p, "pl_mean": float(self.pl_mean),
+                **stats}
 
-def _new_state(cfg: GanTrainConfig) -> _State:
-    torch.manual_seed(cfg.optim.seed)
-    dev = device()
-    G, D = (m.to(dev) for m in build_models(cfg))
-    G_ema = build_models(cfg)[0].to(dev)
-    G_ema.load_state_dict(G.state_dict())
-    G_ema.requires_grad_(False).eval()
-    broadcast_module(G)
-    broadcast_module(D)
-    broadcast_module(G_ema)
-    o = cfg.optim
-    rank, _ = world()
-    gen = torch.Generator().manual_seed(o.seed * 1000 + 17)  # the same on every rank: global draws, sliced
-    torch.manual_seed(o.seed * 1000 + 31 + rank)
-    ada = AdaptiveP(cfg.augment.target, cfg.augment.ada_kimg, p=cfg.augment.p, max_p=cfg.augment.max_p)
-    return _State(G, D, G_ema, _adam(G.parameters(), o.lr, o.pl_every), _adam(D.parameters(), o.lr, o.r1_every),
-                  gen, ada)
+    def postfix(self, stats: dict[str, float]) -> dict[str, str]:
+        return {"kimg": f"{self.last_step * self.cfg.optim.batch / 1000:.1f}", "d": f"{stats['loss_d']:.2f}",
+                "g": f"{stats['loss_g']:.2f}"}
+
+    def grid(self) -> tuple[torch.Tensor, int] | None:
+        with torch.no_grad():
+            return self.G_ema(self.grid_z.to(self.G.w_avg.device), noise_mode="const").cpu(), 0
+
+    def log_extra(self, step: int) -> tuple[dict[str, Any], str] | None:
+        lg, o = self.cfg.log, self.cfg.optim
+        if self.metric is None or not (step % lg.metric_every == 0 or step == o.steps):
+            return None
+        res = self.metric(self.G_ema, self.run_path)
+        return {"kimg": step * o.batch / 1000, "metric": res.metric, "value": res.value, "n": res.n}, "metrics"
+
+    def check_modules(self) -> list[torch.nn.Module]:
+        return [self.G, self.D]
+
+    def export(self, run: Path, metadata: dict[str, Any]) -> None:
+        self.G_ema.compute_w_avg()
+        self.G_ema.save_pretrained(run / "G_ema", metadata={
+            "steps": metadata["steps"], "kimg": metadata["steps"] * self.cfg.optim.batch / 1000,
+            "train_seconds": metadata["train_seconds"]})
+
+    def result(self) -> StyleGAN2Generator:
+        return self.G_ema
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -285,22 +284,12 @@ def _synthesize(G: StyleGAN2Generator, w: torch.Tensor, n_global: int, gen: torc
     return G.synthesize(w, noise=noise)
 
 
-def _d_input(x: torch.Tensor, st: _State, cfg: GanTrainConfig) -> torch.Tensor:
+def _d_input(x: torch.Tensor, st: GanTask, cfg: GanTrainConfig) -> torch.Tensor:
     p = cfg.augment.p if cfg.augment.kind == "fixed" else st.ada.p if cfg.augment.kind == "adaptive" else 0.0
     return augment(x, p, st.gen, rows=world()) if p > 0 else x
 
 
-def _phase_step(opt: torch.optim.Adam, loss: torch.Tensor, params: list[torch.nn.Parameter]) -> None:
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    allreduce_grads(params)
-    for p in params:  # as NVlabs: one non-finite gradient must not poison Adam's moments for the rest of the run
-        if p.grad is not None:
-            torch.nan_to_num_(p.grad, nan=0.0, posinf=1e5, neginf=-1e5)
-    opt.step()
-
-
-def _train_step(st: _State, cfg: GanTrainConfig, real: torch.Tensor) -> dict[str, float]:
+def _train_step(st: GanTask, cfg: GanTrainConfig, real: torch.Tensor, step: int) -> dict[str, float]:
     """One iteration in NVlabs' phases: Dmain, Dreg (every r1_every), Gmain, Greg (every pl_every).
 
     Each phase takes its own optimizer step, as in the official code: that is what the lazy-regularisation
@@ -315,44 +304,44 @@ def _train_step(st: _State, cfg: GanTrainConfig, real: torch.Tensor) -> dict[str
     # -- Dmain: logistic loss on fakes and reals --------------------------------------------------------------------
     G.requires_grad_(False)
     D.requires_grad_(True)
-    with torch.no_grad(), autocast(cfg.optim.precision):
+    with torch.no_grad(), autocast(st.G.w_avg.device, cfg.optim.precision):
         fake = _synthesize(G, _latents(G, nb, o.mixing, st.gen), nb, st.gen, cfg)
-    with autocast(cfg.optim.precision):
+    with autocast(st.G.w_avg.device, cfg.optim.precision):
         fake_logits = D(_d_input(fake, st, cfg)).float()
         real_logits = D(_d_input(real, st, cfg)).float()
     loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-    _phase_step(st.opt_d, loss_d, d_params)
+    optimizer_step(st.opt_d, loss_d, d_params)
     if cfg.augment.kind == "adaptive":
         # The all-ranks mean of sign(D(real)): r_t of ADA, as a fraction (not its sign again).
         st.ada.update(allreduce_mean(real_logits.detach().sign().mean()).expand(n), o.batch)
     stats.update(loss_d=loss_d.item(), d_real=real_logits.mean().item(), d_fake=fake_logits.mean().item())
 
     # -- Dreg: lazy R1 on reals, scaled by the interval -------------------------------------------------------------
-    if o.r1_gamma > 0 and st.step % o.r1_every == 0:
+    if o.r1_gamma > 0 and step % o.r1_every == 0:
         real_in = real.detach().requires_grad_(True)
-        with autocast(cfg.optim.precision):
+        with autocast(st.G.w_avg.device, cfg.optim.precision):
             logits = D(_d_input(real_in, st, cfg)).float()
         (grad,) = torch.autograd.grad(logits.sum(), real_in, create_graph=True)
         r1 = grad.square().sum(dim=(1, 2, 3)).mean()
-        _phase_step(st.opt_d, r1 * (o.r1_gamma / 2 * o.r1_every), d_params)
+        optimizer_step(st.opt_d, r1 * (o.r1_gamma / 2 * o.r1_every), d_params)
         stats["r1"] = r1.item()
 
     # -- Gmain: non-saturating loss ---------------------------------------------------------------------------------
     G.requires_grad_(True)
     D.requires_grad_(False)
-    with autocast(cfg.optim.precision):
+    with autocast(st.G.w_avg.device, cfg.optim.precision):
         w = _latents(G, nb, o.mixing, st.gen)
         _track_w_avg(G, w)
         fake = _synthesize(G, w, nb, st.gen, cfg)
         loss_g = F.softplus(-D(_d_input(fake, st, cfg)).float()).mean()
-    _phase_step(st.opt_g, loss_g, g_params)
+    optimizer_step(st.opt_g, loss_g, g_params)
     stats["loss_g"] = loss_g.item()
 
     # -- Greg: lazy path-length regularisation on a smaller batch ---------------------------------------------------
-    if o.pl_weight > 0 and st.step % o.pl_every == 0:
+    if o.pl_weight > 0 and step % o.pl_every == 0:
         m = max(world()[1], nb // o.pl_batch_shrink)
         w = _latents(G, m, o.mixing, st.gen)
-        with autocast(cfg.optim.precision):
+        with autocast(st.G.w_avg.device, cfg.optim.precision):
             img = _synthesize(G, w, m, st.gen, cfg).float()
         rank, n_proc = world()
         noise = torch.randn((m, *img.shape[1:]), generator=st.gen)[rank::n_proc].to(img.device)
@@ -362,20 +351,19 @@ def _train_step(st: _State, cfg: GanTrainConfig, real: torch.Tensor) -> dict[str
         pl_mean = st.pl_mean + o.pl_decay * (allreduce_mean(lengths.mean().detach()) - st.pl_mean)
         st.pl_mean = pl_mean.detach()
         penalty = (lengths - pl_mean).square().mean()
-        _phase_step(st.opt_g, penalty * (o.pl_weight * o.pl_every), g_params)
+        optimizer_step(st.opt_g, penalty * (o.pl_weight * o.pl_every), g_params)
         stats["pl"] = penalty.item()
 
     # -- EMA generator ----------------------------------------------------------------------------------------------
     ema_nimg = o.ema_kimg * 1000
     if o.ema_rampup > 0:
-        ema_nimg = min(ema_nimg, (st.step + 1) * o.batch * o.ema_rampup)
+        ema_nimg = min(ema_nimg, (step + 1) * o.batch * o.ema_rampup)
     beta = 0.5 ** (o.batch / max(ema_nimg, 1e-8))
     with torch.no_grad():
         for pe, p in zip(st.G_ema.parameters(), G.parameters()):
             pe.lerp_(p, 1 - beta)
         for be, b in zip(st.G_ema.buffers(), G.buffers()):
             be.copy_(b)
-    st.step += 1
     return stats
 
 
@@ -387,74 +375,14 @@ def train_gan(cfg: GanTrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
               max_steps_this_run: int | None = None) -> StyleGAN2Generator:
     """Train until ``cfg.optim.steps`` (or ``max_steps_this_run`` more steps); returns G_ema.
 
-    With ``resume`` the newest checkpoint in ``run_dir`` is loaded and training continues exactly. SIGINT and
-    SIGTERM finish the current step, write a checkpoint and stop.
+    The run folder and its conventions are the shared loop's (`stylebridge.train.loop.run_training`): with
+    ``resume`` the newest checkpoint in ``run_dir`` is loaded and training continues exactly; SIGINT and SIGTERM
+    finish the current step, write a checkpoint and raise `TrainingInterrupted`; at the end ``run_dir/G_ema`` is
+    the native EMA generator.
     """
-    started = init_distributed()
-    rank, n_proc = world()
-    o = cfg.optim
-    if o.batch % n_proc:
-        raise ValueError(f"optim.batch {o.batch} must be divisible by the number of processes {n_proc}")
-    run = RunFolder(run_dir, cfg, keep=cfg.log.keep)
-    st = _new_state(cfg)
-    if resume:
-        st.load_checkpoint(run.load_latest())
-    data = _RealStream(cfg, rank, n_proc)
-    stop_at = o.steps if max_steps_this_run is None else min(o.steps, st.step + max_steps_this_run)
-    metric = _metric(cfg) if rank == 0 else None
-    grid_z = torch.randn(cfg.log.grid, st.G.z_dim, generator=torch.Generator().manual_seed(123))
-    bar = tqdm(total=o.steps, initial=st.step, desc="train gan", unit="step", disable=not progress or rank != 0)
-    t0, n0 = time.perf_counter(), st.step
-    t_last = t0
-    with StopOnSignal() as stop, run.log() as log, bar:
-        while st.step < stop_at:
-            stats = _train_step(st, cfg, data.batch(st.step).to(st.G.w_avg.device))
-            now = time.perf_counter()
-            st.seconds += now - t_last  # this step plus the previous step's logging, grids and metric
-            t_last = now
-            if rank == 0:
-                kimg = st.step * o.batch / 1000
-                rate = (st.step - n0) * o.batch / max(time.perf_counter() - t0, 1e-9)
-                bar.update(1)
-                bar.set_postfix(kimg=f"{kimg:.1f}", img_s=f"{rate:.0f}", d=f"{stats['loss_d']:.2f}",
-                                g=f"{stats['loss_g']:.2f}")
-                if st.step % cfg.log.every == 0 or st.step == stop_at:
-                    log.record({"step": st.step, "kimg": kimg, "img_per_s": rate, "seconds": round(st.seconds, 1),
-                                "ada_p": st.ada.p, "pl_mean": float(st.pl_mean), **stats})
-                if st.step % cfg.log.sample_every == 0 or st.step == stop_at:
-                    with torch.no_grad():
-                        imgs = st.G_ema(grid_z.to(st.G.w_avg.device), noise_mode="const").cpu()
-                    save_grid(imgs, run.path / "samples" / f"step{st.step:07d}.png")
-                    log.images("samples", imgs, st.step)
-                if metric is not None and (st.step % cfg.log.metric_every == 0 or st.step == o.steps):
-                    res = metric(st.G_ema, run.path)
-                    log.record({"step": st.step, "kimg": kimg, "metric": res.metric, "value": res.value,
-                                "n": res.n}, prefix="metrics")
-                    bar.write(f"step {st.step} ({kimg:.1f} kimg): {res}")
-                if st.step % cfg.log.checkpoint_every == 0 or st.step == stop_at:
-                    run.save_checkpoint(st.step, st.to_checkpoint(cfg))
-            if stop.requested():
-                if run.save_checkpoint(st.step, st.to_checkpoint(cfg)) is not None:
-                    print(f"stopped at step {st.step}: checkpoint written to {run.path}", flush=True)
-                break
-    if n_proc > 1:  # the ranks must hold the same weights: check, and record the largest difference
-        params = torch.cat([p.detach().reshape(-1) for p in st.G.parameters()] +
-                           [p.detach().reshape(-1) for p in st.D.parameters()])
-        ref = params.clone()
-        dist.broadcast(ref, src=0)
-        diff = (params - ref).abs().max()
-        dist.all_reduce(diff, op=dist.ReduceOp.MAX)
-        if rank == 0:
-            ranks = {"world": n_proc, "max_param_diff": float(diff)}
-            atomic_write_text(run.path / "ranks.json", json.dumps(ranks) + "\n")
-    if rank == 0 and st.step >= o.steps:
-        st.G_ema.compute_w_avg()
-        st.G_ema.save_pretrained(run.path / "G_ema", metadata={"steps": st.step, "kimg": st.step * o.batch / 1000,
-                                                          "train_seconds": round(st.seconds)})
-    if started:
-        dist.barrier()
-        dist.destroy_process_group()
-    return st.G_ema
+    task = GanTask(cfg)
+    task.run_path = Path(run_dir)
+    return run_training(task, run_dir, resume=resume, progress=progress, max_steps_this_run=max_steps_this_run)
 
 
 def _metric(cfg: GanTrainConfig):
@@ -468,7 +396,7 @@ def _metric(cfg: GanTrainConfig):
         spec = "synthfaces-domain"
     from stylebridge.metrics.frechet import fd_of_generator, feature_extractor
 
-    extractor = feature_extractor(spec).to(device())
+    extractor = feature_extractor(spec).to(pick_device())
     real = cfg.data.source
 
     def compute(G: StyleGAN2Generator, run: Path):

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from stylebridge.train.common import RunFolder, StopOnSignal, allreduce_grads, load_optimizer, world
+from stylebridge.train.ddp import allreduce_grads, world
+from stylebridge.train.loop import RunFolder, StopOnSignal, load_optimizer
 
 
 @dataclass
@@ -30,8 +31,10 @@ def test_checkpoints_keep_the_newest_and_round_trip(tmp_path):
     assert not list((tmp_path / "run").glob("*.tmp*"))  # atomic write leaves no temporary file
     ck = run.load_latest("cpu")
     assert ck["step"] == 3 and torch.equal(ck["w"], torch.full((2,), 3.0))
-    run.checkpoints()[-1].write_bytes(b"truncated")
-    with pytest.raises(ValueError, match=r"checkpoint-0000003\.pt: cannot read checkpoint"):
+    run.checkpoints()[-1].write_bytes(b"truncated")  # a damaged newest checkpoint: the previous one is used
+    assert run.load_latest("cpu")["step"] == 2
+    run.checkpoints()[0].write_bytes(b"")
+    with pytest.raises(ValueError, match=r"no readable checkpoint: checkpoint-0000003\.pt .*checkpoint-0000002\.pt"):
         run.load_latest("cpu")
 
 

@@ -1,0 +1,199 @@
+"""Every trainer runs through the one training loop (`stylebridge.train.loop`), so every trainer keeps its promises:
+
+* N steps straight equal N/2 steps, a SIGKILL (the process kills itself right after a step's log record and before
+  its checkpoint: the worst moment), ``--resume`` and the rest, bit for bit — weights, optimiser moments, RNG;
+  the redone step is logged once and the killed write's temporary files are gone;
+* SIGTERM writes a checkpoint and exits 128 + 15, so a scheduler can tell the run stopped early;
+* a second trainer on the same run folder is refused; a resume whose config does not fit the checkpoint fails
+  before the folder's config.yaml is touched; a corrupt newest checkpoint falls back to the previous one.
+
+All through the command line, in subprocesses, as a user runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from stylebridge import StyleGAN2Config, StyleGAN2Generator
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs"
+STEPS = 4
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory) -> Path:
+    """A random 16-px StyleGAN2 (z/w 16) as a native folder, the frozen generator of the encoder trainers."""
+    torch.manual_seed(0)
+    G = StyleGAN2Generator(StyleGAN2Config(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channels=(32, 32, 16)))
+    G.compute_w_avg(500)
+    path = tmp_path_factory.mktemp("gen") / "G"
+    G.save_pretrained(path)
+    return path
+
+
+def _command(trainer: str, generator: Path, run: Path, steps: int = STEPS) -> list[str]:
+    """The CLI that starts ``trainer`` in ``run`` (checkpoint every step, keep them all)."""
+    log = ["log.checkpoint_every=1", "log.keep=10", "log.every=1", "log.sample_every=2"]
+    if trainer == "gan":
+        return ["train", "gan", "--config", str(CONFIGS / "gan" / "tiny.yaml"), "--out", str(run), "--steps",
+                str(steps), "--set", *log]
+    if trainer in ("psp", "e4e"):
+        return ["train", "encoder", "--arch", trainer, "--generator", str(generator), "--config",
+                str(CONFIGS / "encoder" / f"tiny-{trainer}.yaml"), "--out", str(run), "--steps", str(steps),
+                "--set", "optim.batch=2", *log]
+    if trainer == "actmap":
+        return ["train", "encoder", "--arch", "actmap", "--generator", str(generator), "--config",
+                str(CONFIGS / "actmap" / "tiny.yaml"), "--out", str(run), "--steps", str(steps), "--set",
+                "optim.batch=4", "log.val_n=4", "log.grid=2", *log]
+    assert trainer == "domain"
+    return ["train", "domain", "--out", str(run), "--steps", str(steps), "--batch", "4", "--resolution", "32",
+            "--eval-faces", "8", "--set", "model.widths=[8, 8, 16, 16]", "model.embed_dim=8", *log]
+
+
+def _resume_command(trainer: str, generator: Path, run: Path) -> list[str]:
+    if trainer == "domain":  # `train domain` continues the folder's run when it holds checkpoints
+        return _command(trainer, generator, run)
+    what = "gan" if trainer == "gan" else "encoder"
+    return ["train", what, "--resume", str(run)]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra}
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _cli(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stylebridge", *args], capture_output=True, text=True,
+                          timeout=300, env=_env(**env))
+
+
+def _last(run: Path) -> dict:
+    return torch.load(sorted(run.glob("checkpoint-*.pt"))[-1], map_location="cpu", weights_only=True)
+
+
+def _assert_same(a, b, where: str = "checkpoint") -> None:
+    """Every tensor and number of two checkpoint trees equal (wall time aside)."""
+    if isinstance(a, dict):
+        keys = set(a) - {"seconds"}
+        assert keys == set(b) - {"seconds"}, where
+        for k in keys:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    else:
+        assert a == b, where
+
+
+def _steps_logged(run: Path) -> list[int]:
+    recs = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    return [r["step"] for r in recs if "event" not in r and "img_per_s" in r]
+
+
+TRAINERS = ["gan", "psp", "e4e", "actmap", "domain"]
+
+
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_sigkill_and_resume_equal_a_straight_run(trainer, generator, tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    res = _cli(_command(trainer, generator, straight))
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    res = _cli(_command(trainer, generator, killed), STYLEBRIDGE_FAULT_KILL_AFTER_STEP=str(STEPS // 2 + 1))
+    assert res.returncode == -signal.SIGKILL, (res.returncode, res.stderr[-3000:])
+    assert _last(killed)["step"] == STEPS // 2  # the killed step's checkpoint was never written
+    assert _steps_logged(killed)[-1] == STEPS // 2 + 1  # but its log record was
+    (killed / f".checkpoint-{STEPS // 2 + 1:07d}.pt.x1y2.tmp").write_bytes(b"half a checkpoint")  # a killed write
+
+    res = _cli(_resume_command(trainer, generator, killed))
+    assert res.returncode == 0, res.stderr[-3000:]
+    _assert_same(_last(straight), _last(killed))
+    assert _steps_logged(killed) == _steps_logged(straight) == list(range(1, STEPS + 1))  # each step once
+    assert not list(killed.rglob("*.tmp"))
+    assert not (killed / ".lock").read_text()  # released
+
+
+@pytest.mark.parametrize("trainer", ["gan", "domain"])
+def test_sigterm_writes_a_checkpoint_and_exits_143(trainer, generator, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "stylebridge", *_command(trainer, generator, run, steps=100_000)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((run / "log.jsonl").exists() and "img_per_s" in (run / "log.jsonl")
+                                          .read_text()):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "stopped at step" in err and "SIGTERM" in err
+    assert _last(run)["step"] >= 1
+
+
+def test_a_second_trainer_on_the_same_folder_is_refused(generator, tmp_path):
+    run = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "stylebridge", *_command("gan", generator, run, steps=100_000)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not ((run / ".lock").exists() and (run / ".lock").read_text()):
+            time.sleep(0.1)
+        second = _cli(["train", "gan", "--resume", str(run)])
+        assert second.returncode == 2
+        assert "another training run is using this folder" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+
+
+def test_resume_with_a_config_that_does_not_fit_leaves_the_run_untouched(generator, tmp_path):
+    run = tmp_path / "run"
+    assert _cli(_command("gan", generator, run, steps=2)).returncode == 0
+    before = (run / "config.yaml").read_text()
+    res = _cli(["train", "gan", "--resume", str(run), "--steps", "4", "--set", "model.w_dim=64"])
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "does not match" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert (run / "config.yaml").read_text() == before
+    res = _cli(["train", "gan", "--resume", str(run), "--steps", "4"])  # still resumable
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(generator, tmp_path):
+    run = tmp_path / "run"
+    assert _cli(_command("gan", generator, run, steps=3)).returncode == 0
+    (run / "checkpoint-0000003.pt").write_bytes(b"\x00" * 100)
+    res = _cli(["train", "gan", "--resume", str(run), "--steps", "4"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "skipped unreadable checkpoint(s) checkpoint-0000003.pt" in res.stdout
+    assert _last(run)["step"] == 4
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optim.batch=0", "optim: batch must be >= 1, got 0"),
+    ("optim.steps=-5", "optim: steps must be >= 1, got -5"),
+    ("optim.lr=.inf", "optim.lr: expected a finite number"),
+    ("optim.lr=nan", "optim.lr: expected a number, got 'nan'"),
+    ("log.every=0", "log: every must be >= 1, got 0"),
+])
+def test_bad_numbers_are_one_line_errors(override, message, generator, tmp_path):
+    res = _cli(["train", "gan", "--config", str(CONFIGS / "gan" / "tiny.yaml"), "--out", str(tmp_path / "r"),
+                "--set", override])
+    assert res.returncode == 2 and message in res.stderr, res.stderr[-2000:]
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
