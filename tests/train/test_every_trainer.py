@@ -197,3 +197,17 @@ def test_bad_numbers_are_one_line_errors(override, message, generator, tmp_path)
     assert res.returncode == 2 and message in res.stderr, res.stderr[-2000:]
     assert len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_domain_trainer_under_torchrun_matches_one_process(generator, tmp_path):
+    """The domain trainer joined the loop's DDP: 2 ranks (each half of the global batch; the contrastive negatives
+    all-gathered) compute what one process computes, up to float summation order."""
+    from torchrun_helper import run_torchrun
+
+    ddp, one = tmp_path / "ddp", tmp_path / "one"
+    run_torchrun(["-m", "stylebridge", *_command("domain", generator, ddp)], env=_env(), out=ddp)
+    assert json.loads((ddp / "ranks.json").read_text()) == {"world": 2, "max_param_diff": 0.0}
+    assert _cli(_command("domain", generator, one)).returncode == 0
+    a, b = _last(ddp), _last(one)
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], atol=1e-4, rtol=1e-4, msg=f"model.{k}")
