@@ -228,7 +228,7 @@ def test_mapping_and_first_block_follow_nvlabs_formulas(snapshot):
     with torch.no_grad():
         torch.testing.assert_close(g.map(z), _nvlabs_mapping(nv, z, snapshot.spec.mapping_layers),
                                    rtol=1e-5, atol=1e-5)
-        _, feats = g.synthesize(ws, noise_mode="const", return_features=["b4.conv1", "b4.img"])
+        feats = g.synthesize_with_features(ws, ["b4.conv1", "b4.img"], noise_mode="const").features
     x_ref, img_ref = _nvlabs_b4(nv, ws, None)
     torch.testing.assert_close(feats["b4.conv1"], x_ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(feats["b4.img"], img_ref, rtol=1e-5, atol=1e-5)
@@ -244,7 +244,7 @@ def test_generator_conv_clamp_follows_nvlabs(tmp_path):
     ws = torch.randn(2, g.num_ws, g.w_dim, generator=torch.Generator().manual_seed(4))
     convs = [n for n in g.feature_names if ".conv" in n]
     with torch.no_grad():
-        _, feats = g.synthesize(ws, noise_mode="const", return_features=[*convs, "b4.img"])
+        feats = g.synthesize_with_features(ws, [*convs, "b4.img"], noise_mode="const").features
     assert feats["b4.conv1"].abs().max() > 200  # the clamp is reached
     x_ref, img_ref = _nvlabs_b4(snap.tensors["G_ema"], ws, 256.0)
     torch.testing.assert_close(feats["b4.conv1"], x_ref, rtol=1e-5, atol=1e-3)

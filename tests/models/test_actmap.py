@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import astuple
 
 import pytest
 import torch
@@ -75,11 +76,11 @@ def test_migration_with_the_true_activation_and_skip_image_reproduces_the_genera
     T = ActivationMapTranslator.from_generator(G, layer, **SMALL)
     w = G.map(torch.randn(3, 16))
     with torch.no_grad():
-        img, feats = G.synthesize(w, noise_mode="const", return_features=[layer, T.skip_layer])
+        img, feats = astuple(G.synthesize_with_features(w, [layer, T.skip_layer], noise_mode="const"))
         out = T.synthesize(feats[layer], feats[T.skip_layer], w, noise_mode="const")
         assert torch.equal(out, img)  # bitwise: the same ops on the same values
         noise = G.make_noise(3)
-        img_n, feats_n = G.synthesize(w, noise=noise, return_features=[layer, T.skip_layer])
+        img_n, feats_n = astuple(G.synthesize_with_features(w, [layer, T.skip_layer], noise=noise))
         assert torch.equal(T.synthesize(feats_n[layer], feats_n[T.skip_layer], w, noise=noise), img_n)
         # Without the skip image the low-resolution colours are missing.
         assert not torch.allclose(T.synthesize(feats[layer], None, w), img, atol=1e-3)
@@ -108,7 +109,7 @@ def test_save_load_round_trip_is_exact(T16, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     x = images(2)
     assert torch.equal(loaded.translate(x, seed=3), T16.translate(x, seed=3))
-    with pytest.raises(CheckpointError, match="not a ActivationMapEncoder") as exc:
+    with pytest.raises(CheckpointError, match="expected ActivationMapEncoder") as exc:
         ActivationMapEncoder.from_pretrained(tmp_path / "t")
     assert one_line(exc)
     T16.encoder.save_pretrained(tmp_path / "e")

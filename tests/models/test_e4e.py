@@ -117,7 +117,7 @@ def test_native_round_trip(model, tmp_path, e4e_io):
     x = e4e_io["input"]
     with torch.no_grad():
         assert torch.equal(again(x, resize=False), model(x, resize=False))
-    with pytest.raises(CheckpointError, match="not a PSP"):
+    with pytest.raises(CheckpointError, match="expected PSP"):
         PSP.from_pretrained(tmp_path / "m")
 
 

@@ -126,23 +126,26 @@ def test_features_and_injection_reproduce_the_image():
     names = G.feature_names
     assert names[:4] == ["const", "b4.conv1", "b4.img", "b8.conv0"] and names[-1] == "b32.img"
     with torch.no_grad():
-        img, feats = G.synthesize(w, noise_mode="const", return_features=names)
+        res = G.synthesize_with_features(w, names, noise_mode="const")
+        img, feats = res.images, res.features
+        torch.testing.assert_close(img, G.synthesize(w, noise_mode="const"))  # synthesize: the images alone
         for name in names:
             assert feats[name].shape[1:] == G.feature_shape(name)
         torch.testing.assert_close(feats["b32.img"], img)
         for name, prev_img in [("const", None), ("b8.conv1", "b4.img"), ("b16.conv0", "b8.img")]:
-            again = G.synthesize(w, noise_mode="const", inject=(name, feats[name]),
-                                 inject_img=feats[prev_img] if prev_img else None)
+            again = G.synthesize_from(name, feats[name], w, feats[prev_img] if prev_img else None, noise_mode="const")
             torch.testing.assert_close(again, img)
         # Without the earlier image the result differs only by the missing low-resolution RGB contributions.
-        partial = G.synthesize(w, noise_mode="const", inject=("b16.conv1", feats["b16.conv1"]))
+        partial = G.synthesize_from("b16.conv1", feats["b16.conv1"], w, noise_mode="const")
         assert partial.shape == img.shape and not torch.allclose(partial, img)
     with pytest.raises(KeyError, match="cannot inject"):
-        G.synthesize(w, inject=("b8.img", feats["b8.img"]))
+        G.synthesize_from("b8.img", feats["b8.img"], w)
     with pytest.raises(ValueError, match="must be"):
-        G.synthesize(w, inject=("b8.conv1", torch.zeros(2, 3, 8, 8)))
+        G.synthesize_from("b8.conv1", torch.zeros(2, 3, 8, 8), w)
     with pytest.raises(KeyError, match="unknown feature"):
-        G.synthesize(w, return_features=["b64.conv1"])
+        G.synthesize_with_features(w, ["b64.conv1"])
+    with pytest.raises(TypeError):  # synthesize returns images only: no feature or injection arguments
+        G.synthesize(w, return_features=["b4.conv1"])
 
 
 def test_gradients_flow_to_w_and_weights():
@@ -166,7 +169,7 @@ def test_native_round_trip(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(G2.synthesize(w, noise_mode="const"), G.synthesize(w, noise_mode="const"),
                                    atol=0, rtol=0)
-    with pytest.raises(CheckpointError, match="not a StyleGAN2Discriminator"):
+    with pytest.raises(CheckpointError, match="expected StyleGAN2Discriminator"):
         StyleGAN2Discriminator.from_pretrained(tmp_path / "g")
 
 

@@ -296,8 +296,7 @@ class ActivationMapTranslator(PretrainedModel):
                    noise_mode: str = "const", noise: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
         """The generator's layers after ``layer``: activation (+ skip image) and styles w [N, w_dim] or W+
         [N, num_ws, w_dim] (rows before the layer are unused) → images [N, img_channels, R, R]. Differentiable."""
-        return self.generator.synthesize(w, noise=noise, noise_mode=noise_mode, inject=(self.layer, activation),
-                                         inject_img=skip_img)
+        return self.generator.synthesize_from(self.layer, activation, w, skip_img, noise=noise, noise_mode=noise_mode)
 
     # -- styles ------------------------------------------------------------------------------------------------
     def seed_w(self, seeds: Sequence[int], truncation_psi: float = 1.0) -> torch.Tensor:

@@ -38,6 +38,7 @@ __all__ = [
     "StyleGAN2Discriminator",
     "StyleGAN2DiscriminatorConfig",
     "StyleGAN2Generator",
+    "SynthesisResult",
     "rosinality_channels",
 ]
 
@@ -163,13 +164,21 @@ class StyleGAN2DiscriminatorConfig:
 # Generator
 
 
+@dataclass
+class SynthesisResult:
+    """What `StyleGAN2Generator.synthesize_with_features` returns."""
+
+    images: torch.Tensor  # [N, img_channels, resolution, resolution], fp32
+    features: dict[str, torch.Tensor]  # name → activation map [N, C, r, r] (or running image for b{r}.img)
+
+
 class StyleGAN2Generator(PretrainedModel):
     """StyleGAN2 generator: mapping network z → w, synthesis network w (or W+) → image.
 
     Synthesis layers are named like NVlabs' blocks: ``b4.conv1``, ``b4.torgb``, ``b8.conv0``, ``b8.conv1``,
-    ``b8.torgb``, …; ``const`` is the learned 4×4 input. Feature names for ``return_features`` and ``inject``
-    are ``const``, every ``b{r}.conv0`` / ``b{r}.conv1`` (the activation after that layer) and ``b{r}.img``
-    (the running RGB image after block r).
+    ``b8.torgb``, …; ``const`` is the learned 4×4 input. Feature names for `synthesize_with_features` and
+    `synthesize_from` are ``const``, every ``b{r}.conv0`` / ``b{r}.conv1`` (the activation after that layer) and
+    ``b{r}.img`` (the running RGB image after block r).
     """
 
     model_type = "stylegan2-generator"
@@ -237,7 +246,7 @@ class StyleGAN2Generator(PretrainedModel):
 
     @property
     def feature_names(self) -> list[str]:
-        """Names accepted by ``return_features`` and ``inject``, in execution order."""
+        """Names accepted by `synthesize_with_features` (and but for images by `synthesize_from`), in order."""
         names = ["const"]
         for name, _, _, noise_idx in self._layers:
             names.append(name if noise_idx is not None else name.replace(".torgb", ".img"))
@@ -310,17 +319,9 @@ class StyleGAN2Generator(PretrainedModel):
         return [torch.randn(batch, 1, *getattr(self.noises, f"noise_{i}").shape[2:], generator=generator).to(dev)
                 for i in range(self.config.num_noise)]
 
-    def synthesize(
-        self,
-        w: torch.Tensor,
-        noise: Sequence[torch.Tensor | None] | None = None,
-        noise_mode: str = "random",
-        return_features: Sequence[str] | None = None,
-        inject: tuple[str, torch.Tensor] | None = None,
-        inject_img: torch.Tensor | None = None,
-        modconv: str = "auto",
-        channels_last: bool | None = None,
-    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def synthesize(self, w: torch.Tensor, noise: Sequence[torch.Tensor | None] | None = None,
+                   noise_mode: str = "random", modconv: str = "auto",
+                   channels_last: bool | None = None) -> torch.Tensor:
         """Render images from w [N, w_dim] or W+ [N, num_ws, w_dim].
 
         Args:
@@ -328,19 +329,47 @@ class StyleGAN2Generator(PretrainedModel):
                 ``noise_mode``. An entry may be None (no noise at that layer).
             noise_mode: "random" (fresh Gaussian noise), "const" (the stored ``noises.noise_i`` buffers) or
                 "none" (no noise).
-            return_features: feature names (see ``feature_names``) to return alongside the image.
-            inject: (name, activation): start synthesis at that feature with the given activation
-                [N, C, r, r] instead of computing everything before it. Rows of ``w`` before the layer are unused.
-            inject_img: the running RGB image of the block before the injected layer ([N, 3, r/2, r/2]);
-                None starts the image sum at the injected block.
             modconv: "auto", "grouped" or "shared" modulated-conv strategy (see ``ops.modulated_conv2d``).
             channels_last: keep activations NHWC (default: on the CPU, where oneDNN's transposed and depthwise
                 convolutions are 1.4-3x faster that way). Results are equal either way up to float rounding.
 
         Returns:
-            images [N, img_channels, resolution, resolution] in fp32; with ``return_features``, also a dict
-            name → tensor.
+            images [N, img_channels, resolution, resolution] in fp32, roughly in [-1, 1] (not clamped). Activation
+            maps come from `synthesize_with_features`; starting at a layer from `synthesize_from`.
         """
+        return self._synthesis(w, noise, noise_mode, (), None, None, modconv, channels_last)[0]
+
+    def synthesize_with_features(self, w: torch.Tensor, features: Sequence[str],
+                                 noise: Sequence[torch.Tensor | None] | None = None, noise_mode: str = "random",
+                                 modconv: str = "auto", channels_last: bool | None = None) -> SynthesisResult:
+        """Like `synthesize`, also returning the activation maps ``features`` (names from ``feature_names``:
+        ``const``, ``b{r}.conv0`` / ``b{r}.conv1`` [N, C_r, r, r], ``b{r}.img`` the running RGB image)."""
+        images, feats = self._synthesis(w, noise, noise_mode, tuple(features), None, None, modconv, channels_last)
+        return SynthesisResult(images, feats)
+
+    def synthesize_from(self, layer: str, activation: torch.Tensor, w: torch.Tensor,
+                        skip_img: torch.Tensor | None = None, noise: Sequence[torch.Tensor | None] | None = None,
+                        noise_mode: str = "random", modconv: str = "auto",
+                        channels_last: bool | None = None) -> torch.Tensor:
+        """Start synthesis at ``layer`` with a given activation map instead of computing everything before it.
+
+        Args:
+            layer: a feature name that is not an image (``const``, ``b{r}.conv0``, ``b{r}.conv1``).
+            activation: [N, C, r, r] as `synthesize_with_features` returns for ``layer``.
+            w: w [N, w_dim] or W+ [N, num_ws, w_dim]; the rows before the layer are unused.
+            skip_img: the running RGB image of the block before ``layer`` ([N, img_channels, r/2, r/2], the feature
+                ``b{r/2}.img``); None starts the image sum at ``layer``'s block (then the round trip
+                ``synthesize_from(l, f[l], w, f[b{r/2}.img])`` == ``synthesize(w)`` does not hold without it).
+
+        Returns:
+            images [N, img_channels, resolution, resolution] in fp32.
+        """
+        return self._synthesis(w, noise, noise_mode, (), (layer, activation), skip_img, modconv, channels_last)[0]
+
+    def _synthesis(self, w: torch.Tensor, noise: Sequence[torch.Tensor | None] | None, noise_mode: str,
+                   return_features: Sequence[str], inject: tuple[str, torch.Tensor] | None,
+                   inject_img: torch.Tensor | None, modconv: str,
+                   channels_last: bool | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         ws = self.broadcast_ws(w)
         n = ws.shape[0]
         noise_list = self._noise_list(noise, noise_mode, n)
@@ -387,8 +416,7 @@ class StyleGAN2Generator(PretrainedModel):
                 if name in wanted:
                     feats[name] = x
         assert img is not None
-        img = img.contiguous()
-        return (img, feats) if return_features is not None else img
+        return img.contiguous(), feats
 
     def _noise_list(self, noise: Sequence[torch.Tensor | None] | None, noise_mode: str,
                     batch: int) -> list[torch.Tensor | None]:

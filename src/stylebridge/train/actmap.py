@@ -444,7 +444,8 @@ def render_pairs(model: ActivationMapTranslator, z: torch.Tensor, noise: list[to
     G = model.generator
     w = G.map(z.to(model.device), truncation_psi)
     feats = [model.layer] + ([model.skip_layer] if model.skip_layer else [])
-    img, f = G.synthesize(w, noise=noise, noise_mode="const", return_features=feats)
+    res = G.synthesize_with_features(w, feats, noise=noise, noise_mode="const")
+    img, f = res.images, res.features
     skip = f[model.skip_layer].contiguous() if model.skip_layer else None
     return Pairs(w, noise, img, f[model.layer].contiguous(), skip)
 
