@@ -6,3 +6,13 @@ image pipeline over a folder. The pipeline modules below register themselves whe
 """
 
 from stylebridge.pipelines import actmap, encoder, generate  # noqa: F401  (register their pipelines)
+from stylebridge.pipelines.base import (
+    InputSpec,
+    Pipeline,
+    PipelineResult,
+    load_pipeline,
+    pipeline_for,
+    register_pipeline,
+)
+
+__all__ = ["InputSpec", "Pipeline", "PipelineResult", "load_pipeline", "pipeline_for", "register_pipeline"]
