@@ -104,3 +104,26 @@ def test_setup_filter_and_filter_1d_roundtrip():
     assert float(k.sum()) == pytest.approx(4.0)
     torch.testing.assert_close(ops.filter_1d(k).float(), torch.tensor([1.0, 3.0, 3.0, 1.0]))
     assert ops.filter_1d(torch.tensor([[1.0, 0.0], [0.0, 1.0]])) is None
+
+
+@pytest.mark.parametrize("up", [False, True])
+@pytest.mark.parametrize("demodulate", [True, False])
+def test_modulated_conv_spatial_styles_constant_over_space_equal_vector_styles(up, demodulate):
+    """Spatial styles [N, I, H, W] (what a stylemap generator modulates with) that are constant over the image give
+    what the per-sample vector styles [N, I] give."""
+    from stylebridge import ops
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 8, 8, generator=g)
+    weight = torch.randn(5, 4, 3, 3, generator=g)
+    styles = torch.rand(2, 4, generator=g) + 0.5
+    f = ops.setup_filter((1, 3, 3, 1), gain=4.0)
+    kw = dict(weight_gain=0.2, demodulate=demodulate, up=up, padding=1, resample_filter=f)
+    ref = ops.modulated_conv2d(x, weight, styles, mode="shared", **kw)
+    spatial = ops.modulated_conv2d(x, weight, styles[:, :, None, None].expand(-1, -1, 8, 8), **kw)
+    torch.testing.assert_close(spatial, ref, atol=1e-5, rtol=1e-5)
+    varying = (styles[:, :, None, None] * torch.linspace(0.5, 1.5, 8)[None, None, None, :]).expand(-1, -1, 8, -1)
+    out = ops.modulated_conv2d(x, weight, varying, **kw)
+    assert out.shape == ref.shape and not torch.allclose(out, ref, atol=1e-3)
+    with pytest.raises(ValueError, match="spatial styles must be"):
+        ops.modulated_conv2d(x, weight, styles[:, :, None, None].expand(-1, -1, 4, 4), **kw)

@@ -227,7 +227,10 @@ def modulated_conv2d(
     Args:
         x: input activations [N, I, H, W] (NCHW or channels_last).
         weight: [O, I, k, k] as stored; the effective weight is ``weight * weight_gain``.
-        styles: per-sample input-channel scales [N, I] (the affine output); kept in fp32 by the caller.
+        styles: per-sample input-channel scales [N, I] (the affine output; kept in fp32 by the caller), or spatial
+            styles [N, I, H, W] — a scale per input pixel, as stylemap generators need. Spatial styles always take
+            the "shared" path (scale the input, shared conv); their demodulation coefficients are computed per
+            pixel, [N, O, H, W], which is exact where the styles are constant over the kernel's footprint.
         weight_gain: the equalised-learning-rate scale 1/sqrt(I*k*k), folded into the per-sample scales.
         weight_sq: optional precomputed ``weight.square().sum([2, 3])`` [O, I] (cached by callers at inference).
         demodulate: divide each output channel by the norm of its modulated weights (not for ToRGB).
@@ -244,6 +247,9 @@ def modulated_conv2d(
     """
     n, i, h, w = x.shape
     o, _, kh, kw = weight.shape
+    if styles.ndim == 4:
+        return _modulated_conv2d_spatial(x, weight, styles, weight_gain, weight_sq, demodulate, up, padding,
+                                         resample_filter, noise, eps)
     styles = styles.to(weight.dtype) * weight_gain  # [NI]
     dcoefs = None
     if demodulate:
@@ -297,6 +303,39 @@ def modulated_conv2d(
         if noise is not None and _may_overwrite(out):
             return torch.addcmul(noise.to(out.dtype), out, d, out=out)
         out = out * d
+    return _add_noise(out, noise)
+
+
+def _modulated_conv2d_spatial(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, weight_gain: float,
+                              weight_sq: torch.Tensor | None, demodulate: bool, up: bool, padding: int,
+                              resample_filter: torch.Tensor | None, noise: torch.Tensor | None,
+                              eps: float) -> torch.Tensor:
+    """`modulated_conv2d` with styles [N, I, H, W]: scale each input pixel, run the shared conv, demodulate per
+    output pixel."""
+    n, i, h, w = x.shape
+    if styles.shape != (n, i, h, w):
+        raise ValueError(f"spatial styles must be [N, I, H, W] = {(n, i, h, w)} like the input, got "
+                         f"{tuple(styles.shape)}")
+    kh = weight.shape[2]
+    s = styles.to(weight.dtype) * weight_gain  # [NIHW]
+    xs = x * s.to(x.dtype)
+    wgt = weight.to(x.dtype).contiguous(memory_format=_memory_format(x))
+    if up:
+        if resample_filter is None:
+            raise ValueError("modulated_conv2d(up=True) needs a resample_filter")
+        out = F.conv_transpose2d(xs, wgt.transpose(0, 1), stride=2)
+        p = (resample_filter.shape[0] - 2) - (kh - 1)
+        out = blur2d(out, resample_filter, pad=((p + 1) // 2 + 1, p // 2 + 1))
+    else:
+        out = F.conv2d(xs, wgt, padding=padding)
+    if demodulate:
+        wsq = weight.square().sum(dim=[2, 3]) if weight_sq is None else weight_sq  # [OI]
+        with torch.autocast(s.device.type, enabled=False):
+            acc = torch.promote_types(s.dtype, torch.float32)
+            d = torch.rsqrt(torch.einsum("nihw,oi->nohw", s.to(acc).square(), wsq.to(acc)) + eps)  # [NOHW]
+        if d.shape[-2:] != out.shape[-2:]:  # up: the coefficient of each input pixel covers its 2x2 outputs
+            d = F.interpolate(d, size=out.shape[-2:], mode="nearest")
+        out = out * d.to(out.dtype)
     return _add_noise(out, noise)
 
 

@@ -114,7 +114,8 @@ class ModulatedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, styles: torch.Tensor, mode: str = "auto",
                 noise: torch.Tensor | None = None) -> torch.Tensor:
-        """x [N, I, H, W], styles [N, I] (output of ``self.modulation``) → [N, O, H', W'] (+ scaled noise)."""
+        """x [N, I, H, W], styles [N, I] (output of ``self.modulation``) or spatial styles [N, I, H, W]
+        → [N, O, H', W'] (+ scaled noise)."""
         return ops.modulated_conv2d(
             x, self.weight[0], styles, weight_gain=self.scale,
             weight_sq=self.weight_sq() if self.demodulate else None, demodulate=self.demodulate,
