@@ -211,3 +211,27 @@ def test_domain_trainer_under_torchrun_matches_one_process(generator, tmp_path):
     a, b = _last(ddp), _last(one)
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], atol=1e-4, rtol=1e-4, msg=f"model.{k}")
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    """torch.save on a full disk raises RuntimeError ('... unexpected pos ...'); the loop reports the file and the
+    cause in one line (exit 2), and leaves no temporary file."""
+    import shutil as _shutil
+
+    from stylebridge.apps.cli import main
+
+    def full_disk_save(obj, f, *a, **k):
+        with open(f, "wb") as fh:
+            fh.write(b"PK\x03\x04partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 512 vs 448")
+
+    usage = _shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(torch, "save", full_disk_save)
+    monkeypatch.setattr(_shutil, "disk_usage", lambda p: usage._replace(free=1024))
+    run = tmp_path / "run"
+    code = main(["train", "gan", "--config", str(CONFIGS / "gan" / "tiny.yaml"), "--out", str(run), "--steps", "2",
+                 "--set", "log.checkpoint_every=1"])
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]  # (the progress bar aside)
+    assert code == 2, err
+    assert len(err) == 1 and err[0].endswith("run/checkpoint-0000001.pt: cannot write (disk full)"), err
+    assert not list(run.rglob("*.tmp"))

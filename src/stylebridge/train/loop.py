@@ -365,7 +365,7 @@ def _make_dir(path: Path) -> None:
     except FileExistsError:
         raise NotADirectoryError(f"{path}: exists and is not a folder") from None
     except OSError as exc:
-        raise OSError(exc.errno, f"{path}: cannot create the run folder ({exc.strerror})") from None
+        raise OSError(exc.errno, f"cannot create the run folder ({exc.strerror})", str(path)) from None
 
 
 def _write(path: Path, write: Any) -> None:
@@ -373,11 +373,11 @@ def _write(path: Path, write: Any) -> None:
     try:
         atomic_write(path, write)
     except OSError as exc:
-        raise OSError(exc.errno, f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise OSError(exc.errno, f"cannot write ({exc.strerror or exc})", str(path)) from None
     except RuntimeError as exc:
-        free = shutil.disk_usage(path.parent).free
-        why = "disk full" if free < 64 * 2**20 else " ".join(str(exc).split())[:200]
-        raise OSError(errno.ENOSPC if free < 64 * 2**20 else errno.EIO, f"{path}: cannot write ({why})") from None
+        full = shutil.disk_usage(path.parent).free < 64 * 2**20
+        why = "disk full" if full else " ".join(str(exc).split())[:200]
+        raise OSError(errno.ENOSPC if full else errno.EIO, f"cannot write ({why})", str(path)) from None
 
 
 class StopOnSignal:
