@@ -22,6 +22,16 @@ NET = "synthfaces-domain"
 FACE_METRICS = {"mse", f"distance[{NET}]", f"identity[{NET}]", f"attributes[{NET}]", "ms_per_image_fp32"}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Batches of 8 at 64 px gain nothing from a second thread, and on a shared 2-core machine OpenMP's spinning
+    threads make them up to 10x slower: one thread keeps these tests fast everywhere."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def test_methods():
     """Two test-only methods through the public registry: a perfect identity (every face kind) and one that

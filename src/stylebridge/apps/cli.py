@@ -126,7 +126,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     command = "stylebridge evaluate " + " ".join(shlex.quote(a) for a in parts)
     seed = {} if args.seed is None else {"seed": args.seed}
     _, paths = evaluate_to_folder(args.out, generator=args.generator, methods=args.methods, inputs=inputs, n=args.n,
-                                  device=args.device, progress=not args.quiet, command=command, **seed)
+                                  device=args.device, progress=not args.quiet, command=command,
+                                  threads=args.threads, **seed)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -513,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="first face seed (default: core.seeds.HELD_OUT_SEED, 10,000,000; lower seeds are training "
                          "faces and refused)")
     ev.add_argument("--device", default="auto")
+    ev.add_argument("--threads", type=int, default=1,
+                    help="CPU threads (default 1: fast on a shared machine, same figures; 0: all cores)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_evaluate)
 

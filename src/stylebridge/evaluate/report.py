@@ -88,7 +88,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"{c['n']} held-out synthfaces per input kind (seeds {c['seeds'][0]:,}–{c['seeds'][1]:,}; training uses seeds "
         f"below {HELD_OUT_SEED:,}), {c['resolution']} px, the same faces for every method. Network for every "
         f"network-based figure: **{net}** (the domain network stylebridge trains on synthfaces; not LPIPS / ArcFace). "
-        f"Machine: {mach['cpu']}, {mach['threads']} threads, {mach['device']}, torch {mach['torch']} ({flags}). "
+        f"Machine: {mach['cpu']}, {mach['threads']} thread(s), {mach['device']}, torch {mach['torch']} ({flags}). "
         f"Wall time {report['wall_s']:.0f} s.", ""]
     metrics = report["metrics"]
     sections = [("MSE (images in [-1, 1]), lower is better", "mse", 4, False, None),
@@ -119,9 +119,9 @@ def report_markdown(report: dict[str, Any]) -> str:
             for m, res in report["results"].items():
                 cell = res.get("emoji")
                 lines.append(f"| {m} | {_fmt(None if cell is None else cell[key], 2)} |")
-            lines += [f"| {emoji['floor_note']} (floor) | {emoji['floor']:.2f} |", ""]
+            lines += [f"| floor: {emoji['floor_note']} | {emoji['floor']:.2f} |", ""]
     bf16_note = "" if mach["fast_bf16"] else " (emulated: this CPU has no AMX / AVX512-BF16)"
-    lines += ["## Speed", "", f"Batch {c['timing_batch']}, {mach['device']}, {mach['threads']} threads; fp32: median "
+    lines += ["## Speed", "", f"Batch {c['timing_batch']}, {mach['device']}, {mach['threads']} thread(s); fp32: median "
               "over all evaluation batches; bf16: `core.device.autocast`, best of a few after a warm-up.", "",
               f"| method | ms / image fp32 | ms / image bf16{bf16_note} |", "|---|---|---|"]
     for m, info in report["methods"].items():
@@ -133,6 +133,18 @@ def report_markdown(report: dict[str, Any]) -> str:
     if report.get("notes"):
         lines += ["", "Notes:", ""] + [f"- {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    """Save a matplotlib figure as a palette PNG (a quarter of the RGBA size; these figures have few colours)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    img = Image.open(buf).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+    atomic_write(path, lambda p: img.save(p, format="PNG", optimize=True))
 
 
 def _chart(report: dict[str, Any], path: Path) -> None:
@@ -181,7 +193,7 @@ def _chart(report: dict[str, Any], path: Path) -> None:
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"stylebridge evaluate — {report['config']['generator']}, n = {report['config']['n']}", fontsize=11)
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100))
+    _save_figure(fig, path)
     plt.close(fig)
 
 
@@ -213,7 +225,7 @@ def _examples(report: dict[str, Any], examples: dict[str, dict[str, torch.Tensor
             if j == 0:
                 ax.set_ylabel(INPUT_LABELS[k], fontsize=8)
     fig.tight_layout(pad=0.3)
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100))
+    _save_figure(fig, path)
     plt.close(fig)
 
 
