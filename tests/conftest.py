@@ -34,3 +34,16 @@ def golden_io(golden_dir):
 @pytest.fixture(scope="session")
 def golden_ckpt(golden_dir) -> Path:
     return golden_dir / "stylegan2_010000.pt"
+
+
+def save_tiny_generator(path: Path, z_dim: int = 16, w_avg_samples: int = 500) -> Path:
+    """A random 16-px StyleGAN2 (z = w = ``z_dim``, channels 32, 32, 16, seeded) saved natively at ``path``: the
+    frozen generator of the encoder and translator training tests, as a user's generator folder would be."""
+    from stylebridge import StyleGAN2Config, StyleGAN2Generator
+
+    torch.manual_seed(0)
+    G = StyleGAN2Generator(StyleGAN2Config(resolution=16, z_dim=z_dim, w_dim=z_dim, mapping_layers=2,
+                                           channels=(32, 32, 16)))
+    G.compute_w_avg(w_avg_samples)
+    G.save_pretrained(path)
+    return path

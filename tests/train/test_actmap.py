@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import stylebridge
-from stylebridge import StyleGAN2Config, StyleGAN2Generator
+from conftest import save_tiny_generator
 from stylebridge.models.actmap import ActivationMapTranslator
 from stylebridge.train import actmap as am
 from stylebridge.train.actmap import (
@@ -36,12 +36,7 @@ TINY = ROOT / "configs" / "actmap" / "tiny.yaml"
 @pytest.fixture(scope="module")
 def gen_dir(tmp_path_factory) -> Path:
     """A random 16-px generator (z/w 16, channels 32, 32, 16) as a native folder: what tiny.yaml trains on."""
-    torch.manual_seed(0)
-    G = StyleGAN2Generator(StyleGAN2Config(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channels=(32, 32, 16)))
-    G.compute_w_avg(500)
-    path = tmp_path_factory.mktemp("gen") / "tiny-generator"
-    G.save_pretrained(path)
-    return path
+    return save_tiny_generator(tmp_path_factory.mktemp("gen") / "tiny-generator")
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylebridge import StyleGAN2Config, StyleGAN2Generator
+from conftest import save_tiny_generator
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -35,12 +35,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def generator(tmp_path_factory) -> Path:
     """A random 16-px StyleGAN2 (z/w 16) as a native folder, the frozen generator of the encoder trainers."""
-    torch.manual_seed(0)
-    G = StyleGAN2Generator(StyleGAN2Config(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channels=(32, 32, 16)))
-    G.compute_w_avg(500)
-    path = tmp_path_factory.mktemp("gen") / "G"
-    G.save_pretrained(path)
-    return path
+    return save_tiny_generator(tmp_path_factory.mktemp("gen") / "G")
 
 
 def _command(trainer: str, generator: Path, run: Path, steps: int = STEPS) -> list[str]:
