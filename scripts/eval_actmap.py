@@ -20,8 +20,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from stylebridge.core.atomic import atomic_write_text
 from stylebridge.core.device import pick_device
 from stylebridge.evaluate.inputs import INPUT_KINDS
@@ -44,10 +42,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=None, help="style of the translations: this seed (default: mean w)")
     p.add_argument("--domain", default="synthfaces-domain", help="domain network for every network-based figure")
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1, as stylebridge evaluate; 0: all)")
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     dev = pick_device(args.device)
     translator = load_translator(args.model).to(dev).eval()
     style = {} if args.seed is None else {"seed": args.seed}
@@ -58,9 +54,10 @@ def main() -> None:
         if not sep:
             raise SystemExit(f"--compare takes NAME=MODEL, got {item!r}")
         methods.append(method_from_model(path, name, dev))
+    command = (f"python scripts/eval_actmap.py --model {args.model} --n {args.n} "
+               f"(compare: {' '.join(args.compare) or 'none'})")
     _, paths = evaluate_to_folder(args.out, generator=args.generator, methods=methods, inputs=args.kinds, n=args.n,
-                                  device=str(dev), domain=args.domain, command="python scripts/eval_actmap.py "
-                                  f"--model {args.model} --n {args.n} (compare: {' '.join(args.compare) or 'none'})")
+                                  device=str(dev), domain=args.domain, threads=args.threads, command=command)
     generated = validate(translator, args.n)
     atomic_write_text(Path(args.out) / "generated_pairs.json", json.dumps(
         {"model": str(args.model), "n": args.n, "own_w": generated}, indent=2) + "\n")
