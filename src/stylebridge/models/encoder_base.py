@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
 import torch
@@ -28,6 +28,7 @@ from stylebridge.models.layers import EqualLinear
 from stylebridge.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 __all__ = [
+    "EncoderTrunkConfig",
     "GradualEncoderBase",
     "GradualEncoderConfig",
     "GradualStyleBlock",
@@ -69,9 +70,28 @@ def _style_spatial(c: Any, i: int) -> int:
 
 
 @dataclass(frozen=True)
-class GradualEncoderConfig:
-    """The fields pSp and e4e encoders share: an IR-SE trunk, a feature pyramid and one map2style head per W+ row.
-    Defaults: the official FFHQ encoders (IR-SE-50, 256 px, 18×512)."""
+class EncoderTrunkConfig:
+    """The architecture choices of a pSp / e4e encoder that do not follow from the generator or the task: defined
+    once here, shared by the model configs and the encoder trainer's ``model`` section."""
+
+    num_layers: int = 50  # IR-SE depth: 50, 100 or 152
+    mode: str = "ir_se"  # "ir_se" or "ir" (no squeeze-excitation)
+    input_width: int = 64  # channels of input_layer
+    widths: tuple[int, ...] = IRSE_WIDTHS  # channels of the four trunk stages; the last is the pyramid width
+    se_reduction: int = 16
+    # Channels of the map2style convs. None: w_dim, the official layout. A smaller width (a final linear maps to
+    # w_dim) shrinks the heads, which hold most of the weights when the trunk is scaled down.
+    style_width: int | None = None
+
+    def trunk_fields(self) -> dict[str, Any]:
+        """These fields as keyword arguments (to build a `GradualEncoderConfig` from a trainer's section)."""
+        return {f.name: getattr(self, f.name) for f in fields(EncoderTrunkConfig)}
+
+
+@dataclass(frozen=True)
+class GradualEncoderConfig(EncoderTrunkConfig):
+    """The fields pSp and e4e encoders share: an IR-SE trunk (`EncoderTrunkConfig`), a feature pyramid and one
+    map2style head per W+ row. Defaults: the official FFHQ encoders (IR-SE-50, 256 px, 18×512)."""
 
     num_ws: int = 18  # W+ rows produced (pSp's n_styles = the generator's num_ws)
     w_dim: int = 512  # size of each w (the generator's style_dim)
@@ -79,16 +99,8 @@ class GradualEncoderConfig:
     # Input side; sets the convs per style block (log2 of input_size/16, /8, /4). Nominal for pSp's learn_in_w
     # (pooled globally: any side divisible by 16 works; official pipelines resize to 256).
     input_size: int = 256
-    num_layers: int = 50  # IR-SE depth: 50, 100 or 152
-    mode: str = "ir_se"  # "ir_se" or "ir" (no squeeze-excitation)
-    input_width: int = 64  # channels of input_layer
-    widths: tuple[int, ...] = IRSE_WIDTHS  # channels of the four trunk stages; the last is the pyramid width
-    se_reduction: int = 16
     coarse_ind: int = 3  # rows [0, coarse_ind) read the coarsest pyramid level
     middle_ind: int = 7  # rows [coarse_ind, middle_ind) the middle one, the rest the finest
-    # Channels of the map2style convs. None: w_dim, the official layout. A smaller width (a final linear maps to
-    # w_dim) shrinks the heads, which hold most of the weights when the trunk is scaled down.
-    style_width: int | None = None
 
     def __post_init__(self) -> None:
         validate_encoder_config(self)

@@ -72,6 +72,7 @@ from stylebridge.models.e4e import (
     LatentDiscriminator,
     LatentDiscriminatorConfig,
 )
+from stylebridge.models.encoder_base import EncoderTrunkConfig
 from stylebridge.models.psp import PSP, PSPConfig, PSPEncoderConfig
 from stylebridge.models.stylegan2 import StyleGAN2Generator
 from stylebridge.train.config import LogSection, OptimSection, load_config
@@ -104,16 +105,13 @@ class DataConfig:
     workers: int = 0  # DataLoader worker processes
 
 
-@dataclass
-class ModelConfig:
+@dataclass(frozen=True)
+class ModelConfig(EncoderTrunkConfig):
+    """The encoder's trunk (num_layers, mode, input_width, widths, se_reduction, style_width: `EncoderTrunkConfig`,
+    defined once in models/encoder_base.py) and what the trainer adds."""
+
     arch: str = "psp"  # "psp" (GradualStyleEncoder, or one w with learn_in_w) or "e4e" (Encoder4Editing)
     generator: str = ""  # the frozen StyleGAN2: any stylebridge.load-able path or shipped name (required)
-    num_layers: int = 50  # IR-SE depth: 50, 100 or 152
-    mode: str = "ir_se"  # "ir_se" or "ir"
-    input_width: int = 64  # channels of the input layer
-    widths: tuple[int, ...] = (64, 128, 256, 512)  # the four IR-SE stages (the last is the pyramid width)
-    se_reduction: int = 16
-    style_width: int | None = None  # map2style conv channels (None: w_dim, the official heads)
     learn_in_w: bool = False  # pSp only: one w for every layer (BackboneEncoderUsingLastLayerIntoW)
     # Start from: an ArcFace IR-SE file (model_ir_se50.pth: the trunk, as pSp/e4e do; the input layer only for RGB
     # inputs) or a pSp / e4e model (its encoder weights and latent_avg). None: random initialisation.
@@ -241,8 +239,7 @@ def build_encoder(cfg: EncoderTrainConfig, G: StyleGAN2Generator, in_channels: i
     ``model.init_from``."""
     m = cfg.model
     enc_kw: dict[str, Any] = dict(num_ws=G.num_ws, w_dim=G.w_dim, in_channels=in_channels, input_size=resolution,
-                                  num_layers=m.num_layers, mode=m.mode, input_width=m.input_width, widths=m.widths,
-                                  se_reduction=m.se_reduction, style_width=m.style_width)
+                                  **m.trunk_fields())
     model: PSP | E4E
     if m.arch == "e4e":
         model = E4E(E4EConfig(encoder=E4EEncoderConfig(**enc_kw), decoder=G.config, resize_to=resolution))
