@@ -246,16 +246,12 @@ def _run(generator: str, methods: Sequence[str | EvalMethod] | None, inputs: Seq
                          f"got {seed}")
     kinds = _resolve_kinds(inputs)
     dev = pick_device(device)
-    G = load(generator)
-    if not isinstance(G, StyleGAN2Generator):
-        raise ValueError(f"{generator}: holds a {type(G).__name__}, not a generator")
+    G = load(generator, expect=StyleGAN2Generator)
     resolution = G.resolution
     del G
     built = _resolve_methods(methods, str(generator), dev)
     net_name = Path(str(domain)).name
-    net = load(domain)
-    if not isinstance(net, DomainNetwork):
-        raise ValueError(f"{domain}: holds a {type(net).__name__}, not a domain network")
+    net = load(domain, expect=DomainNetwork)
     net = net.to(dev).eval()
     keys = metric_keys(net_name)
     machine = machine_info(dev)

@@ -107,9 +107,7 @@ def evaluate_encoder(model: StyleEncoderModel | str | os.PathLike, task: str = "
     if ds.input_channels != m.config.encoder.in_channels:
         raise ValueError(f"task {task!r} gives {ds.input_channels}-channel inputs; the encoder takes "
                          f"{m.config.encoder.in_channels}")
-    net = load(domain)
-    if not isinstance(net, DomainNetwork):
-        raise ValueError(f"{domain}: holds a {type(net).__name__}, not a domain network")
+    net = load(domain, expect=DomainNetwork)
     net = net.to(dev).eval()
     dist = perceptual_distance(perceptual, lpips_backbone, lpips_heads, domain).to(dev)
     resize = side if side != m.decoder.resolution else False

@@ -59,22 +59,16 @@ def translator_fn(model: torch.nn.Module, batch_size: int = 32, **style: object)
     truncation_psi / noise_mode) or a pSp / e4e model (inputs resized to its input size, full-resolution output,
     constant noise). Runs in batches of ``batch_size`` without gradients; returns CPU float32 images."""
     from stylebridge.core.imageio import prepare_images
-    from stylebridge.models.actmap import ActivationMapTranslator
-    from stylebridge.models.encoder_base import StyleEncoderModel
+    from stylebridge.pipelines import pipeline_for
 
-    if isinstance(model, ActivationMapTranslator):
-        def run(x: torch.Tensor) -> torch.Tensor:
-            return model.translate(x, **style)
-    elif isinstance(model, StyleEncoderModel):
-        if style:
-            raise ValueError(f"style options {sorted(style)} apply to activation-map translators only")
-        enc = model.config.encoder
+    pipe = pipeline_for(model)  # raises "no pipeline for X" for models that are not translators
+    spec = pipe.input_spec
+    if spec.kind not in ("rgb", "gray"):
+        raise TypeError(f"translator_fn takes a model with an image input (RGB or gray), got {spec.kind!r} inputs")
 
-        def run(x: torch.Tensor) -> torch.Tensor:
-            dev = model.latent_avg.device
-            return model(prepare_images(x.to(dev), enc.in_channels, enc.input_size), resize=False)
-    else:
-        raise TypeError(f"translator_fn takes an ActivationMapTranslator, PSP or E4E, got {type(model).__name__}")
+    def run(x: torch.Tensor) -> torch.Tensor:
+        # Any size, 1 or 3 channels in; the model's own channels and size out (pSp's outputs: full resolution).
+        return pipe(prepare_images(x.to(pipe.device), spec.channels, spec.size), **style).images
 
     @torch.no_grad()
     def fn(images: torch.Tensor) -> torch.Tensor:
