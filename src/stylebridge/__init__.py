@@ -2,7 +2,9 @@
 
 from stylebridge.core.native import CheckpointError
 from stylebridge.core.safe_pickle import UnsafePickleError
+from stylebridge.edit.sefa import sefa
 from stylebridge.formats.loading import load
+from stylebridge.models.direction import Direction, GanSpaceComponents
 from stylebridge.models.stylegan2 import (
     StyleGAN2Config,
     StyleGAN2Discriminator,
@@ -14,6 +16,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
+    "Direction",
+    "GanSpaceComponents",
     "StyleGAN2Config",
     "StyleGAN2Discriminator",
     "StyleGAN2DiscriminatorConfig",
@@ -21,4 +25,5 @@ __all__ = [
     "UnsafePickleError",
     "__version__",
     "load",
+    "sefa",
 ]

@@ -26,7 +26,7 @@ from stylebridge.core import registry
 from stylebridge.core.errors import CheckpointError, WrongModelError
 from stylebridge.core.native import MODEL_TYPES, PretrainedModel, read_native_config
 from stylebridge.core.safe_pickle import load_pickle, load_torch_file, sniff
-from stylebridge.formats import nvlabs, psp_e4e
+from stylebridge.formats import directions, nvlabs, psp_e4e
 from stylebridge.formats.common import CheckpointInfo
 from stylebridge.formats.rosinality import discriminator_from_rosinality, generator_from_rosinality
 from stylebridge.models.stylegan2 import StyleGAN2Generator
@@ -149,6 +149,8 @@ def _load_with_info(path: str | os.PathLike, part: str | None) -> tuple[Pretrain
         return _from_torch_object(load_torch_file(p), part, str(p))
     if kind == "pickle":
         return nvlabs.from_pickle_object(load_pickle(p), part, str(p))
+    if directions.is_npy(p):
+        return directions.from_npy(p)
     raise CheckpointError(f"{p}: unrecognised file format (not a torch checkpoint, pickle or model folder)")
 
 
@@ -157,6 +159,9 @@ def _load_with_info(path: str | os.PathLike, part: str | None) -> tuple[Pretrain
 
 
 def _from_torch_object(obj: Any, part: str | None, src: str) -> tuple[PretrainedModel, CheckpointInfo]:
+    found_direction = directions.from_torch_object(obj, src)  # e4e InterFaceGAN / GANSpace files
+    if found_direction is not None:
+        return found_direction
     if not isinstance(obj, dict):
         raise CheckpointError(f"{src}: expected a dict at the top level, got {type(obj).__name__}")
     if any(k in obj for k in PARTS) and all(isinstance(obj.get(k, {}), dict) for k in PARTS):

@@ -1,3 +1,16 @@
 """Model families, one per file. Importing this package registers every model type with the native loader."""
 
-from stylebridge.models import actmap, alexnet, domain, e4e, inception, irse, lpips, psp, resnet, stylegan2, vgg  # noqa: F401  (registration side effect)
+from stylebridge.models import (  # noqa: F401  (registration side effect)
+    actmap,
+    alexnet,
+    direction,
+    domain,
+    e4e,
+    inception,
+    irse,
+    lpips,
+    psp,
+    resnet,
+    stylegan2,
+    vgg,
+)
