@@ -1,0 +1,68 @@
+"""`find_direction`: one call from a generator and a method to a saved `Direction` (or GANSpace components) —
+what ``stylebridge directions find`` runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from stylebridge.edit.finders import (
+    attribute_scores,
+    find_ganspace,
+    find_supervised,
+    generator_digest,
+    labels_from_csv,
+    render_scores,
+    sample_w,
+    seeds_to_w,
+)
+from stylebridge.edit.sefa import sefa_direction
+from stylebridge.formats.loading import load, load_generator
+from stylebridge.models.direction import Direction, GanSpaceComponents
+from stylebridge.models.domain import DomainNetwork
+
+__all__ = ["FIND_METHODS", "find_direction"]
+
+FIND_METHODS = ("interfacegan", "logistic", "meandiff", "ganspace", "sefa")
+
+
+def find_direction(generator: str | os.PathLike, method: str, *, attribute: str | None = None,
+                   labels_csv: str | os.PathLike | None = None, classifier: str | os.PathLike = "synthfaces-domain",
+                   samples: int = 20_000, fraction: float = 0.02, conditions: Sequence[str | os.PathLike] = (),
+                   layers: str | None = None, component: int = 0, components: int = 32, seed: int = 0,
+                   name: str | None = None, progress: bool = True) -> Direction | GanSpaceComponents:
+    """Find a direction on ``generator`` (path or shipped name).
+
+    * interfacegan / logistic / meandiff: ``attribute`` scored by ``classifier`` (a domain network: the shipped
+      synthfaces-domain or the user's) on ``samples`` rendered w, or ``labels_csv`` (seed,label rows) instead;
+      ``conditions``: direction files whose attributes must stay unchanged.
+    * ganspace: the PCA components of ``samples`` w (a `GanSpaceComponents`; pick one with ``.direction(k)``).
+    * sefa: eigenvector ``component`` of the modulation weights of ``layers`` (default "all").
+    """
+    if method not in FIND_METHODS:
+        raise ValueError(f"method must be one of {', '.join(FIND_METHODS)}, got {method!r}")
+    G = load_generator(generator, what="--generator")
+    gname = generator_digest(G, str(generator))
+    if method == "sefa":
+        return sefa_direction(G, component, layers or "all", name=name, generator_name=gname)
+    if method == "ganspace":
+        return find_ganspace(G, samples, components, seed, generator_name=str(generator))
+    if (attribute is None) == (labels_csv is None):
+        raise ValueError(f"method {method} needs exactly one of --attribute (scored by the classifier) or --labels-csv")
+    if labels_csv is not None:
+        seeds, scores = labels_from_csv(labels_csv)
+        w = seeds_to_w(G, seeds)
+        label_text = f"csv:{Path(labels_csv).name}"
+    else:
+        net = load(classifier, expect=DomainNetwork).eval()
+        w = sample_w(G, samples, seed)
+        scores = render_scores(G, w, lambda im: attribute_scores(net, im.to(torch.float32), attribute),
+                               progress=progress)
+        label_text = f"{Path(str(classifier)).name}:{attribute}"
+    conds = [load(c, expect=Direction) for c in conditions]
+    return find_supervised(w, scores, method, fraction=fraction, conditions=conds,
+                           name=name or (attribute or Path(str(labels_csv)).stem).split("=")[0],
+                           labels=label_text, generator=gname, layers=layers, seed=seed)
