@@ -1,0 +1,211 @@
+"""Edit real images: invert, move along a direction at several strengths, render — over a folder.
+
+    from stylebridge.invert import edit_folder
+    edit_folder("photos/", "out/", "e4e", "smile.direction/", strengths=[-3, 0, 3])
+    # out/<rel>_s-3.png, out/<rel>_s0.png, out/<rel>_s3.png, out/strips/<rel>.png, out/latents/<rel>.safetensors
+
+A direction is a `Direction`, a `GanSpaceComponents` with ``component=K`` (``GanSpaceComponents.direction(K,
+layers)``), or a file / folder / shipped name that ``stylebridge.load`` turns into one of those.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from stylebridge.core import registry
+from stylebridge.core.atomic import atomic_write, atomic_write_text, check_writable_dir
+from stylebridge.core.device import autocast, pick_device
+from stylebridge.core.errors import BadImageError
+from stylebridge.core.imageio import make_grid, save_image
+from stylebridge.invert.base import Inverter, make_inverter, resize_to
+from stylebridge.models.direction import Direction, GanSpaceComponents, parse_layers
+from stylebridge.pipelines.base import InputSpec
+from stylebridge.pipelines.runner import FolderReport, list_inputs, load_for_spec
+
+__all__ = ["edit_folder", "parse_strengths", "resolve_direction", "shipped_directions", "strength_label"]
+
+logger = logging.getLogger("stylebridge.invert")
+
+_DIRECTION_TYPES = ("direction", "ganspace-components")
+
+
+def shipped_directions() -> list[str]:
+    """Names of the directions (and GANSpace component sets) shipped with this installation."""
+    out = []
+    for name in registry.names():
+        try:
+            kind = json.loads((registry.WEIGHTS_DIR / name / "config.json").read_text()).get("model_type")
+        except (OSError, ValueError):
+            continue
+        if kind in _DIRECTION_TYPES:
+            out.append(name)
+    return out
+
+
+def resolve_direction(direction: Direction | GanSpaceComponents | str | os.PathLike, component: int | None = None,
+                      layers: str | Sequence[int] | None = None) -> Direction:
+    """A `Direction` from an object, a file / folder (``stylebridge.load``: native directions, e4e InterFaceGAN
+    ``.pt``, InterFaceGAN ``.npy``, GANSpace ``.pt``) or a shipped direction's name. GANSpace components need
+    ``component`` (the direction is that component on ``layers``). A name that is neither raises a one-line
+    `FileNotFoundError` listing the shipped directions."""
+    if isinstance(direction, (str, os.PathLike)):
+        spec = str(direction)
+        if not Path(spec).exists() and spec not in shipped_directions():
+            raise FileNotFoundError(f"{spec}: no such direction file or folder, and not a shipped direction "
+                                    f"(shipped directions: {', '.join(shipped_directions()) or 'none yet'})")
+        from stylebridge.formats.loading import load
+
+        direction = load(spec, expect=(Direction, GanSpaceComponents))
+    if isinstance(direction, GanSpaceComponents):
+        if component is None:
+            raise ValueError("GANSpace components need a component index (component=K, --component K)")
+        n = direction.config.num_components
+        if not 0 <= component < n:
+            raise ValueError(f"component must be in [0, {n}), got {component}")
+        return direction.direction(component, layers)
+    if not isinstance(direction, Direction):
+        raise TypeError(f"direction must be a Direction, GanSpaceComponents or a path, got {type(direction).__name__}")
+    if component is not None:
+        raise ValueError(f"component applies to GANSpace components, not to the direction {direction.name!r}")
+    return direction
+
+
+def parse_strengths(spec: str | float | Sequence[float]) -> list[float]:
+    """"-3,0,3" / 1.5 / [-3, 3] → [floats] (at least one, all finite)."""
+    import math
+
+    if isinstance(spec, str):
+        try:
+            values = [float(s) for s in spec.split(",") if s.strip()]
+        except ValueError:
+            raise ValueError(f"strengths must be numbers separated by commas, e.g. -3,0,3; got {spec!r}") from None
+    elif isinstance(spec, (int, float)):
+        values = [float(spec)]
+    else:
+        values = [float(s) for s in spec]
+    if not values or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"strengths must be finite numbers (at least one), got {spec!r}")
+    return values
+
+
+def strength_label(strength: float) -> str:
+    """The file-name form of a strength: 3 → "3", -1.5 → "-1.5", 0 → "0"."""
+    return f"{strength:g}".replace("+", "")
+
+
+def edit_folder(images: str | os.PathLike, out: str | os.PathLike, inverter: Inverter | str,
+                direction: Direction | GanSpaceComponents | str | os.PathLike, strengths: str | Sequence[float],
+                layers: str | Sequence[int] | None = None, *, component: int | None = None,
+                model: str | os.PathLike | None = None, generator: str | os.PathLike | None = None,
+                batch_size: int = 4, device: str = "auto", precision: str = "fp32", progress: bool = True,
+                **inverter_options: Any) -> FolderReport:
+    """Invert every image under ``images`` (a folder, recursive, or one file), apply ``direction`` at each strength
+    and render the edits with ``inverter.render``.
+
+    Writes, for each input ``<rel>`` (its path under the folder, without suffix):
+    ``out/<rel>_s{strength}.png`` per strength, ``out/strips/<rel>.png`` (input | reconstruction | each strength,
+    one row) and ``out/latents/<rel>.safetensors`` (``w_plus`` [num_ws, w_dim] and ``edited`` [S, num_ws, w_dim];
+    metadata: source, strengths, direction, inverter). Unreadable files are skipped with a warning and listed in
+    ``out/skipped.txt``. Every file is written atomically.
+
+    Args:
+        inverter: an `Inverter`, or a name for `make_inverter` (with ``model``, ``generator`` and
+            ``inverter_options``, e.g. ``steps=200``).
+        direction: see `resolve_direction` (``component`` for GANSpace components).
+        strengths: "-3,0,3" or numbers.
+        layers: W+ rows to edit ("a-b", "a,b", "all"); None: the direction's own range.
+        precision: autocast around the encoders and rendering ("fp32", "bf16", "auto").
+    """
+    values = parse_strengths(strengths)
+    rows = parse_layers(layers) if layers is not None else None
+    d = resolve_direction(direction, component, rows)
+    if isinstance(inverter, str):
+        if inverter.startswith("optimize"):
+            inverter_options.setdefault("progress", progress)
+        inverter = make_inverter(inverter, model=model, generator=generator, **inverter_options)
+    elif model is not None or generator is not None or inverter_options:
+        raise ValueError("model, generator and inverter options are for inverters given by name")
+    G = inverter.generator
+    if d.config.w_dim != G.w_dim or (d.config.num_ws and d.config.num_ws != G.num_ws):
+        raise ValueError(f"direction {d.name!r} is for w_dim {d.config.w_dim}"
+                         + (f", {d.config.num_ws} W+ rows" if d.config.num_ws else "")
+                         + f"; the generator has w_dim {G.w_dim}, {G.num_ws} rows")
+    if rows is not None:
+        parse_layers(list(rows), G.num_ws)  # rows beyond the generator: a one-line error before any work
+    dst = Path(out)
+    check_writable_dir(dst)
+    inverter.to(pick_device(device))
+    files, root = list_inputs(images, dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    spec = InputSpec(channels=3, size=inverter.input_size, kind="rgb")
+    report = FolderReport(out=dst)
+    meta = {"strengths": ",".join(strength_label(s) for s in values), "direction": d.name,
+            "layers": ",".join(map(str, rows if rows is not None else (d.config.layers or ()))) or "all",
+            **inverter.metadata()}
+    redirect = contextlib.nullcontext()
+    if progress:
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        redirect = logging_redirect_tqdm(loggers=[logging.root, logging.getLogger("stylebridge")])
+    with redirect, autocast(inverter.device, precision), tqdm(total=len(files), desc=f"edit ({inverter.name})",
+                                                              unit="img", disable=not progress) as bar:
+        for batch in _batches(files, spec, batch_size, report):
+            names, x = zip(*batch)
+            report.files += _edit_batch(inverter, d, values, rows, torch.stack(x), list(names), root, dst, meta)
+            report.written += len(names)
+            bar.update(len(names))
+        bar.update(len(files) - bar.n)
+    lines = [f"{p.relative_to(root).as_posix()}\t{reason}" for p, reason in report.skipped]
+    atomic_write_text(dst / "skipped.txt", "".join(line + "\n" for line in lines))
+    return report
+
+
+def _batches(files: list[Path], spec: InputSpec, batch_size: int, report: FolderReport):
+    batch: list[tuple[Path, torch.Tensor]] = []
+    for f in files:
+        try:
+            batch.append((f, load_for_spec(f, spec)))
+        except BadImageError as e:
+            logger.warning("skipping %s", e)
+            report.skipped.append((f, str(e).removeprefix(f"{f}: ")))
+            continue
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _edit_batch(inverter: Inverter, d: Direction, strengths: list[float], rows: tuple[int, ...] | None,
+                x: torch.Tensor, names: list[Path], root: Path, dst: Path, meta: dict[str, str]) -> list[Path]:
+    with torch.enable_grad():
+        inv = inverter.invert(x.to(inverter.device))
+    noise = inv.extras.get("noise")
+    w_plus = inv.w_plus.float()
+    edited = [d.apply(w_plus, s, rows) for s in strengths]  # S × [N, num_ws, w_dim]
+    renders = [inverter.render(e, noise).float().cpu() for e in edited]
+    recon = inv.images.float().cpu()
+    side = recon.shape[-1]
+    written: list[Path] = []
+    for j, f in enumerate(names):
+        rel = f.relative_to(root).with_suffix("").as_posix()
+        for s, img in zip(strengths, renders):
+            written.append(save_image(img[j], dst / f"{rel}_s{strength_label(s)}.png"))
+        row = torch.cat([resize_to(x[j : j + 1].float(), side), recon[j : j + 1], *[r[j : j + 1] for r in renders]])
+        written.append(save_image(make_grid(row.clamp(-1, 1), nrow=len(row)), dst / "strips" / f"{rel}.png"))
+        tensors = {"w_plus": w_plus[j].cpu().contiguous(),
+                   "edited": torch.stack([e[j] for e in edited]).cpu().contiguous()}
+        md = {"source": f.relative_to(root).as_posix(), **meta}
+        written.append(atomic_write(dst / "latents" / f"{rel}.safetensors",
+                                    lambda p, t=tensors, m=md: save_file(t, str(p), metadata=m)))
+    return written
