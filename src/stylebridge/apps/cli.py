@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -49,6 +50,18 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
+
+
+def number_list(text: str) -> list[float]:
+    """argparse type: finite numbers separated by commas ("-3,0,3")."""
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers separated by commas (e.g. -3,0,3)") \
+            from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"must be finite numbers separated by commas, got {text!r}")
+    return values
 
 
 class _Parser(argparse.ArgumentParser):
@@ -293,6 +306,49 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inverter_options(args: argparse.Namespace) -> dict:
+    """invert / edit flags → inverter options (optimisation flags refused for the encoders, naming the flag)."""
+    method = args.method if hasattr(args, "method") else args.inverter
+    flags = {"steps": ("--steps", args.steps), "seconds": ("--seconds", args.seconds),
+             "space": ("--space", args.space), "lpips_backbone": ("--lpips-backbone", args.lpips_backbone),
+             "lpips_heads": ("--lpips-heads", args.lpips_heads)}
+    options = {k: v for k, (_, v) in flags.items() if v is not None}
+    if not method.startswith("optimize"):
+        if options:
+            raise ValueError(f"{' and '.join(flags[k][0] for k in options)} "
+                             f"{'applies' if len(options) == 1 else 'apply'} to the optimize inverters, not {method}")
+        if args.generator:
+            raise ValueError(f"{method} inverts into its own decoder: give --model, not --generator")
+        return {}
+    if args.precision == "bf16":
+        options["precision"] = "bf16"  # the generator under bf16; losses and Adam stay fp32
+    return options
+
+
+def _cmd_invert(args: argparse.Namespace) -> int:
+    from stylebridge.invert import invert_folder
+
+    options = _inverter_options(args)
+    report = invert_folder(args.method, args.images, args.out, model=args.model, generator=args.generator or None,
+                           batch_size=args.batch_size, device=args.device, precision=args.precision,
+                           progress=not args.quiet, **options)
+    print(f"wrote {report.written} inversions ({args.method}) to {report.out}/" + _skipped_text(report))
+    return 0
+
+
+def _cmd_edit(args: argparse.Namespace) -> int:
+    from stylebridge.invert import edit_folder
+
+    options = _inverter_options(args)
+    report = edit_folder(args.images, args.out, args.inverter, args.direction, args.strength, layers=args.layers,
+                         component=args.component, model=args.model, generator=args.generator or None,
+                         batch_size=args.batch_size, device=args.device, precision=args.precision,
+                         progress=not args.quiet, **options)
+    print(f"edited {report.written} images ({args.inverter}; {len(report.files)} files) in {report.out}/"
+          + _skipped_text(report))
+    return 0
+
+
 def _cmd_train_domain(args: argparse.Namespace) -> int:
     from stylebridge.core.atomic import atomic_write_text
     from stylebridge.train.domain_net import evaluate_domain_network, load_domain_config, train_domain_network
@@ -344,6 +400,27 @@ def _cmd_metrics_fd(args: argparse.Namespace) -> int:
                "seed": args.seed}
         atomic_write_text(Path(args.json), json.dumps(doc, indent=2) + "\n")
     return 0
+
+
+def _add_inverter_flags(p: argparse.ArgumentParser) -> None:
+    """The inverter flags shared by invert and edit."""
+    p.add_argument("--model", default=None,
+                   help="psp / e4e / optimize-e4e: the encoder (pSp / e4e checkpoint, folder or shipped name; default "
+                        "the shipped synthfaces-64 one)")
+    p.add_argument("--generator", default=None,
+                   help="optimize: the StyleGAN2 generator to invert into (default synthfaces-64)")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="optimize: optimisation steps (default 1000; fewer: faster, coarser)")
+    p.add_argument("--seconds", type=finite_float, default=None, help="optimize: stop after this many seconds")
+    p.add_argument("--space", choices=("w", "w+"), default=None, help="optimize: optimise one w or W+ (default w+)")
+    p.add_argument("--lpips-backbone", default=None,
+                   help="optimize: LPIPS backbone weights (torchvision AlexNet / VGG-16 state dict or a native LPIPS "
+                        "folder); without it the loss uses the synthfaces-domain network")
+    p.add_argument("--lpips-heads", default=None, help="optimize: the LPIPS linear heads (alex.pth / vgg.pth)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"),
+                   help="fp32 (default) or bf16 (encoders: autocast; optimize: the generator under bf16)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -497,6 +574,39 @@ def build_parser() -> argparse.ArgumentParser:
     mf.add_argument("--device", default="auto")
     mf.add_argument("--quiet", action="store_true")
     mf.set_defaults(func=_cmd_metrics_fd)
+
+    methods = ("psp", "e4e", "optimize", "optimize-e4e")
+    iv = sub.add_parser("invert", help="invert a folder of images into a generator's W+: pSp, e4e or optimisation "
+                                       "(W+ latents + reconstructions)")
+    iv.add_argument("--method", required=True, choices=methods,
+                    help="psp / e4e (encoders), optimize (NVlabs' projector recipe from w_avg), optimize-e4e "
+                         "(optimisation started from e4e's code)")
+    _add_inverter_flags(iv)
+    iv.add_argument("--images", required=True, help="folder of images (searched recursively) or one image")
+    iv.add_argument("--out", required=True)
+    iv.add_argument("--batch-size", "--batch", dest="batch_size", type=positive_int, default=8,
+                    help="images per batch (optimisation: each image its own latent; default 8)")
+    iv.set_defaults(func=_cmd_invert)
+
+    ed = sub.add_parser("edit", help="edit a folder of images: invert, move along a direction at each strength, "
+                                     "render (images, before/after strips, latents)")
+    ed._negative_number_matcher = re.compile(r"^-\d[\d.,]*$|^-\.\d[\d.,]*$")  # --strength -3,0,3 is a value
+    ed.add_argument("--images", required=True, help="folder of images (searched recursively) or one image")
+    ed.add_argument("--inverter", required=True, choices=methods)
+    ed.add_argument("--direction", required=True,
+                    help="a direction file or folder (native, e4e InterFaceGAN .pt, InterFaceGAN .npy, GANSpace .pt "
+                         "with --component) or a shipped direction's name")
+    ed.add_argument("--strength", required=True, metavar="S1,S2,…", type=number_list,
+                    help="strengths, comma separated, e.g. -3,0,3 (one image per strength)")
+    ed.add_argument("--layers", default=None, metavar="A-B",
+                    help="W+ rows to edit ('a-b', 'a,b', 'all'; default: the direction's own range)")
+    ed.add_argument("--component", type=non_negative_int, default=None,
+                    help="GANSpace components: the component to edit along")
+    _add_inverter_flags(ed)
+    ed.add_argument("--out", required=True)
+    ed.add_argument("--batch-size", "--batch", dest="batch_size", type=positive_int, default=4,
+                    help="images per batch (default 4)")
+    ed.set_defaults(func=_cmd_edit)
 
     ev = sub.add_parser("evaluate", help="the comparison table: methods × input kinds × metrics on held-out "
                         "synthfaces (report.md, report.json, charts)")
