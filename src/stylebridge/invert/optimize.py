@@ -114,6 +114,8 @@ class OptimizeInverter(Inverter):
         perceptual: "auto" (LPIPS with ``lpips_backbone`` / ``lpips_heads``, else ``domain_network``), "lpips", a
             model path / shipped name, or a `PerceptualDistance`.
         precision: "fp32" (default) or "bf16" (the generator under bf16 autocast).
+        channels_last: NHWC activations in the generator. Default False: on the CPU NHWC speeds up the forward
+            (1.07 vs 1.49 s at 256 px config-f, 2 threads) but slows the backward more (fwd + bwd 5.3 vs 4.2 s).
         w_avg_samples: mapped samples for σ_w (and for w_avg when the generator has none).
         seed: seeds the w noise and the initial noise maps.
         progress: show a progress bar over the steps.
@@ -127,7 +129,8 @@ class OptimizeInverter(Inverter):
                  noise_weight: float = 1e5, mse_weight: float = 1.0, perceptual_weight: float = 1.0,
                  perceptual: str | PerceptualDistance = "auto", lpips_backbone: str | os.PathLike | None = None,
                  lpips_heads: str | os.PathLike | None = None, domain_network: str = DEFAULT_DOMAIN_NETWORK,
-                 precision: str = "fp32", w_avg_samples: int = 10_000, seed: int = 0, progress: bool = False,
+                 precision: str = "fp32", channels_last: bool = False, w_avg_samples: int = 10_000, seed: int = 0,
+                 progress: bool = False,
                  name: str | None = None) -> None:
         super().__init__(generator)
         if space not in SPACES:
@@ -145,6 +148,7 @@ class OptimizeInverter(Inverter):
         self.w_noise, self.w_noise_ramp, self.noise_weight = w_noise, w_noise_ramp, noise_weight
         self.mse_weight, self.perceptual_weight = mse_weight, perceptual_weight
         self.precision, self.w_avg_samples, self.seed, self.progress = precision, w_avg_samples, seed, progress
+        self.channels_last = channels_last
         if name is not None:
             self.name = name  # type: ignore[misc]
         self.perceptual = perceptual if isinstance(perceptual, PerceptualDistance) else perceptual_distance(
@@ -176,7 +180,8 @@ class OptimizeInverter(Inverter):
 
     def _synthesize(self, ws: torch.Tensor, noise: Sequence[torch.Tensor] | None) -> torch.Tensor:
         with self._generator_precision():
-            return self.generator.synthesize(ws, noise=noise, noise_mode="const").float()
+            return self.generator.synthesize(ws, noise=noise, noise_mode="const",
+                                             channels_last=self.channels_last).float()
 
     @torch.no_grad()
     def render(self, w_plus: torch.Tensor, noise: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
@@ -218,7 +223,8 @@ class OptimizeInverter(Inverter):
         ``start`` (w [N, w_dim] or W+ [N, num_ws, w_dim]; default: the start inverter's codes, else w_avg).
 
         extras: ``loss`` [N] (the image loss of the result), ``loss_start`` [N] (of the starting code),
-        ``loss_curve`` [steps run] (mean image loss per step, with the w noise of that step), ``steps``, ``seconds``,
+        ``loss_curve`` [steps run] (mean image loss per step, with the w noise of that step), ``step_seconds`` [steps
+        run] (wall time of each step), ``steps``, ``seconds`` (the whole call),
         ``perceptual`` (the network's name), and ``noise`` (optimised noise maps, where the generator has noise).
         """
         G = self.generator
@@ -240,10 +246,12 @@ class OptimizeInverter(Inverter):
                 loss_start = self.image_loss(self._synthesize(self._ws(w_opt), noise), target)
             optimizer = torch.optim.Adam(params, betas=(0.9, 0.999), lr=self.lr)
             curve: list[float] = []
+            step_seconds: list[float] = []
             bar = tqdm(range(self.steps), desc=self.name, unit="step", leave=False, disable=not self.progress)
             for step in bar:
                 if self.seconds is not None and step and time.perf_counter() - t0 >= self.seconds:
                     break
+                t_step = time.perf_counter()
                 t = step / self.steps
                 for group in optimizer.param_groups:
                     group["lr"] = projector_lr(t, self.lr, self.lr_rampup, self.lr_rampdown)
@@ -262,6 +270,7 @@ class OptimizeInverter(Inverter):
                             m -= m.mean(dim=(1, 2, 3), keepdim=True)
                             m *= m.square().mean(dim=(1, 2, 3), keepdim=True).rsqrt()
                 curve.append(float(per_image.detach().mean()))
+                step_seconds.append(time.perf_counter() - t_step)
                 if step % 10 == 0 or step == self.steps - 1:
                     bar.set_postfix(loss=f"{curve[-1]:.4f}")
             bar.close()
@@ -271,7 +280,8 @@ class OptimizeInverter(Inverter):
                 recon = self._synthesize(w_plus, final_noise)
                 loss_end = self.image_loss(recon, target)
         extras: dict[str, Any] = {"loss": loss_end, "loss_start": loss_start, "loss_curve": torch.tensor(curve),
-                                  "steps": len(curve), "seconds": time.perf_counter() - t0,
+                                  "step_seconds": torch.tensor(step_seconds, dtype=torch.float64), "steps": len(curve),
+                                  "seconds": time.perf_counter() - t0,
                                   "perceptual": self.perceptual.name}
         if final_noise is not None:
             extras["noise"] = final_noise
