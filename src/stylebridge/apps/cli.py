@@ -375,6 +375,41 @@ def _cmd_train_domain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_directions_find(args: argparse.Namespace) -> int:
+    from stylebridge.edit.find import find_direction
+
+    found = find_direction(args.generator, args.method, attribute=args.attribute, labels_csv=args.labels_csv,
+                           classifier=args.classifier, samples=args.samples, fraction=args.fraction,
+                           conditions=args.condition, layers=args.layers, component=args.component,
+                           components=args.components, seed=args.seed, name=args.name, progress=not args.quiet)
+    found.save_pretrained(args.out)
+    c = found.config
+    what = f"{c.num_components} GANSpace components" if hasattr(c, "num_components") else (
+        f"direction {c.name!r} ({c.method}; strengths {c.strength_range[0]:g}..{c.strength_range[1]:g}"
+        + (f"; {c.notes}" if c.notes else "") + ")")
+    print(f"wrote {args.out}/: {what}")
+    return 0
+
+
+def _cmd_directions_show(args: argparse.Namespace) -> int:
+    from stylebridge.core.imageio import save_grid
+    from stylebridge.edit import direction_grid, strengths_for
+    from stylebridge.formats.loading import load, load_generator
+    from stylebridge.models.direction import Direction, GanSpaceComponents
+    from stylebridge.pipelines.generate import parse_seeds
+
+    G = load_generator(args.generator, what="--generator")
+    d = load(args.direction, expect=(Direction, GanSpaceComponents))
+    if isinstance(d, GanSpaceComponents):
+        d = d.direction(args.component, args.layers)
+    strengths = [float(s) for s in args.strength.split(",")] if args.strength else strengths_for(d, args.columns)
+    seeds = parse_seeds(args.seeds)
+    images = direction_grid(G, d, seeds, strengths, args.truncation, args.layers)
+    save_grid(images, args.out, nrow=len(strengths))
+    print(f"wrote {args.out} ({len(seeds)} seeds × strengths {', '.join(f'{s:g}' for s in strengths)})")
+    return 0
+
+
 def _cmd_metrics_fd(args: argparse.Namespace) -> int:
     from stylebridge.core.device import pick_device
     from stylebridge.formats.loading import load
@@ -556,6 +591,41 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     tl.add_argument("--quiet", action="store_true")
     tl.set_defaults(func=_cmd_translate)
+
+    di = sub.add_parser("directions", help="editing directions: find them on a generator, show them").add_subparsers(
+        dest="what", required=True)
+    dfd = di.add_parser("find", help="find a direction (InterFaceGAN, mean difference, GANSpace, SeFa) on a generator")
+    dfd.add_argument("--generator", required=True, help="generator: checkpoint, native folder or shipped name")
+    dfd.add_argument("--method", required=True, choices=("interfacegan", "logistic", "meandiff", "ganspace", "sefa"))
+    dfd.add_argument("--attribute", default=None,
+                     help="supervised methods: an attribute of the classifier, e.g. smile, glasses, "
+                          "hair_color=blonde:black")
+    dfd.add_argument("--labels-csv", default=None, help="supervised methods: seed,label rows instead of --attribute")
+    dfd.add_argument("--classifier", default="synthfaces-domain", help="domain network scoring --attribute")
+    dfd.add_argument("--samples", type=positive_int, default=20_000, help="sampled w (default 20000)")
+    dfd.add_argument("--fraction", type=finite_float, default=0.02,
+                     help="most confident fraction kept at each end (default 0.02, as InterFaceGAN)")
+    dfd.add_argument("--condition", nargs="*", default=[], metavar="DIRECTION",
+                     help="direction files whose attributes must not change (projected off)")
+    dfd.add_argument("--layers", default=None, help="W+ rows the direction moves: all, a-b or a,b,c")
+    dfd.add_argument("--component", type=non_negative_int, default=0, help="sefa: eigenvector index (0: largest)")
+    dfd.add_argument("--components", type=positive_int, default=32, help="ganspace: components kept")
+    dfd.add_argument("--seed", type=non_negative_int, default=0)
+    dfd.add_argument("--name", default=None)
+    dfd.add_argument("--out", required=True, help="output folder (native: config.json + model.safetensors)")
+    dfd.add_argument("--quiet", action="store_true")
+    dfd.set_defaults(func=_cmd_directions_find)
+    dsh = di.add_parser("show", help="grid of a direction: rows seeds, columns strengths")
+    dsh.add_argument("--generator", required=True)
+    dsh.add_argument("--direction", required=True, help="direction file or folder (e4e .pt, .npy, native)")
+    dsh.add_argument("--component", type=non_negative_int, default=0, help="GANSpace files: the component")
+    dsh.add_argument("--layers", default=None, help="W+ rows to move (default: the direction's own)")
+    dsh.add_argument("--seeds", default="0-5")
+    dsh.add_argument("--strength", default=None, help="comma list (default: the direction's suggested range)")
+    dsh.add_argument("--columns", type=positive_int, default=7, help="strengths when --strength is not given")
+    dsh.add_argument("--truncation", type=finite_float, default=0.7)
+    dsh.add_argument("--out", required=True, help="PNG grid")
+    dsh.set_defaults(func=_cmd_directions_show)
 
     me = sub.add_parser("metrics", help="quality metrics").add_subparsers(dest="what", required=True)
     mf = me.add_parser("fd", help="Fréchet distance of a generator to real images (FID with an Inception file)")
