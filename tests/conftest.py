@@ -15,6 +15,16 @@ def _deterministic():
     yield
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (fixed reduction order: bitwise-equal runs), restored afterwards. Use it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def golden_dir() -> Path:
     for line in (GOLDEN / "SHA256SUMS").read_text().splitlines():

@@ -15,13 +15,7 @@ from stylebridge.core.imageio import save_image
 from stylebridge.data import synthfaces as sf
 from stylebridge.models.direction import Direction, GanSpaceComponents, GanSpaceConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,9 @@ from stylebridge.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
+    """Every test here on one thread (tests/conftest.py's ``one_thread``)."""
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")

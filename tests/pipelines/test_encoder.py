@@ -27,10 +27,7 @@ ENC = dict(num_ws=6, w_dim=16, input_size=16, input_width=4, widths=(4, 8, 8, 8)
 DEC = StyleGAN2Config(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_divisor=32)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

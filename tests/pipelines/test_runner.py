@@ -15,11 +15,7 @@ from stylebridge.pipelines.actmap import translate_folder
 from stylebridge.pipelines.base import load_pipeline
 from stylebridge.pipelines.runner import Outputs, run_folder
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
