@@ -314,6 +314,10 @@ def _optimize_e4e(model: Any = None, generator: Any = None, **options: Any) -> O
     if generator is not None:
         raise ValueError("optimize-e4e inverts into its e4e model's decoder: give the model (model=, --model)")
     encoder = EncoderInverter(model if model is not None else DEFAULT_ENCODERS["e4e"], name="e4e")
+    # Refining a good start, not searching from w_avg: the projector's lr 0.1 and w noise throw e4e's code away in
+    # short runs (20 steps from e4e made 2 of 3 held-out faces worse); lr 0.01 without w noise improved all three.
+    options.setdefault("lr", 0.01)
+    options.setdefault("w_noise", 0.0)
     return OptimizeInverter(encoder.generator, start=encoder, name="optimize-e4e", **options)
 
 
