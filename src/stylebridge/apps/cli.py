@@ -19,26 +19,23 @@ PART_HELP = "for files holding several networks: g_ema (default), g or d; pSp/e4
 
 
 # -- argument types: bad values end in one line and exit 2, before anything is loaded ---------------------------
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def _int_at_least(low: int, wording: str):
+    """An argparse type: an integer >= ``low``, refused as 'must be WORDING, got VALUE'."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {wording}, got {value}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
-    return value
+positive_int = _int_at_least(1, "a positive integer")  # argparse type: an integer >= 1
+non_negative_int = _int_at_least(0, "an integer >= 0")  # argparse type: an integer >= 0
 
 
 def finite_float(text: str) -> float:

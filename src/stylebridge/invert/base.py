@@ -28,7 +28,15 @@ import torch.nn.functional as F
 
 from stylebridge.models.stylegan2 import StyleGAN2Generator
 
-__all__ = ["Inversion", "Inverter", "inverter_names", "make_inverter", "register_inverter", "resize_to"]
+__all__ = [
+    "Inversion",
+    "Inverter",
+    "inverter_names",
+    "make_inverter",
+    "register_inverter",
+    "resize_to",
+    "resolve_inverter",
+]
 
 
 @dataclass
@@ -144,3 +152,17 @@ def make_inverter(name: str, model: str | os.PathLike | torch.nn.Module | None =
     if name not in _INVERTERS:
         raise ValueError(f"unknown inverter {name!r} (known: {', '.join(sorted(_INVERTERS))})")
     return _INVERTERS[name](model=model, generator=generator, **options)
+
+
+def resolve_inverter(inverter: Inverter | str, model: str | os.PathLike | torch.nn.Module | None = None,
+                     generator: str | os.PathLike | StyleGAN2Generator | None = None, progress: bool = True,
+                     **options: Any) -> Inverter:
+    """An `Inverter` as given, or built by name with `make_inverter` (the optimisation inverters get ``progress``
+    unless ``options`` set it). ``model``, ``generator`` and ``options`` are refused with an inverter object."""
+    if isinstance(inverter, str):
+        if inverter.startswith("optimize"):
+            options.setdefault("progress", progress)
+        return make_inverter(inverter, model=model, generator=generator, **options)
+    if model is not None or generator is not None or options:
+        raise ValueError("model, generator and inverter options are for inverters given by name")
+    return inverter

@@ -27,7 +27,7 @@ from stylebridge.core.atomic import atomic_write, atomic_write_text, check_writa
 from stylebridge.core.device import autocast, pick_device
 from stylebridge.core.errors import BadImageError
 from stylebridge.core.imageio import make_grid, save_image
-from stylebridge.invert.base import Inverter, make_inverter, resize_to
+from stylebridge.invert.base import Inverter, resize_to, resolve_inverter
 from stylebridge.models.direction import Direction, GanSpaceComponents, parse_layers
 from stylebridge.pipelines.base import InputSpec
 from stylebridge.pipelines.runner import FolderReport, list_inputs, load_for_spec
@@ -129,12 +129,7 @@ def edit_folder(images: str | os.PathLike, out: str | os.PathLike, inverter: Inv
     values = parse_strengths(strengths)
     rows = parse_layers(layers) if layers is not None else None
     d = resolve_direction(direction, component, rows)
-    if isinstance(inverter, str):
-        if inverter.startswith("optimize"):
-            inverter_options.setdefault("progress", progress)
-        inverter = make_inverter(inverter, model=model, generator=generator, **inverter_options)
-    elif model is not None or generator is not None or inverter_options:
-        raise ValueError("model, generator and inverter options are for inverters given by name")
+    inverter = resolve_inverter(inverter, model, generator, progress, **inverter_options)
     G = inverter.generator
     if d.config.w_dim != G.w_dim or (d.config.num_ws and d.config.num_ws != G.num_ws):
         raise ValueError(f"direction {d.name!r} is for w_dim {d.config.w_dim}"

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from stylebridge.invert.base import Inverter, make_inverter
+from stylebridge.invert.base import Inverter, resolve_inverter
 from stylebridge.models.stylegan2 import StyleGAN2Generator
 from stylebridge.pipelines.base import InputSpec, Pipeline, PipelineResult
 from stylebridge.pipelines.runner import FolderReport, Outputs, run_folder
@@ -70,12 +70,7 @@ def invert_folder(inverter: Inverter | str, images: str | os.PathLike, out: str 
     and ``options``, e.g. ``steps=200``). ``precision``: the runner's autocast ("fp32", "bf16", "auto"; the
     optimisation inverters keep their own ``precision`` option for the generator and run their losses in fp32).
     """
-    if isinstance(inverter, str):
-        if inverter.startswith("optimize"):
-            options.setdefault("progress", progress)
-        inverter = make_inverter(inverter, model=model, generator=generator, **options)
-    elif model is not None or generator is not None or options:
-        raise ValueError("model, generator and options are for inverters given by name")
+    inverter = resolve_inverter(inverter, model, generator, progress, **options)
     pipe = InverterPipeline(inverter)
     return run_folder(pipe, images, out, outputs=Outputs(images="reconstructions", latents="latents", strips=False),
                       batch_size=batch_size, device=device, precision=precision, progress=progress,
