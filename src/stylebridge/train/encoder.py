@@ -305,9 +305,10 @@ def build_losses(cfg: EncoderTrainConfig) -> _Losses:
 class EncoderTask(TrainTask):
     """pSp / e4e training as a task of the shared loop (`stylebridge.train.loop.run_training`)."""
 
-    def __init__(self, cfg: EncoderTrainConfig) -> None:
+    def __init__(self, cfg: EncoderTrainConfig, progress: bool = True) -> None:
         validate_config(cfg)
         self.cfg = cfg
+        self.progress = progress  # also print which loss networks the run uses
         self.name = cfg.model.arch
 
     def setup(self) -> None:
@@ -569,6 +570,5 @@ def train_encoder(cfg: EncoderTrainConfig, run_dir: str | os.PathLike, resume: b
     ``stylebridge.load(run_dir / "model")``) whose metadata names the perceptual and identity networks. The run
     folder, resume, signals and DDP are the shared loop's (`stylebridge.train.loop.run_training`).
     """
-    task = EncoderTask(cfg)
-    task.progress = progress
-    return run_training(task, run_dir, resume=resume, progress=progress, max_steps_this_run=max_steps_this_run)
+    return run_training(EncoderTask(cfg, progress), run_dir, resume=resume, progress=progress,
+                        max_steps_this_run=max_steps_this_run)

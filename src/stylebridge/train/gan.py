@@ -175,8 +175,9 @@ class GanTask(TrainTask):
 
     name = "gan"
 
-    def __init__(self, cfg: GanTrainConfig) -> None:
+    def __init__(self, cfg: GanTrainConfig, run_path: str | os.PathLike | None = None) -> None:
         self.cfg = cfg
+        self.run_path = Path(run_path) if run_path is not None else None  # the metric caches real statistics there
 
     def setup(self) -> None:
         cfg, o = self.cfg, self.cfg.optim
@@ -380,9 +381,8 @@ def train_gan(cfg: GanTrainConfig, run_dir: str | os.PathLike, resume: bool = Fa
     finish the current step, write a checkpoint and raise `TrainingInterrupted`; at the end ``run_dir/G_ema`` is
     the native EMA generator.
     """
-    task = GanTask(cfg)
-    task.run_path = Path(run_dir)
-    return run_training(task, run_dir, resume=resume, progress=progress, max_steps_this_run=max_steps_this_run)
+    return run_training(GanTask(cfg, run_dir), run_dir, resume=resume, progress=progress,
+                        max_steps_this_run=max_steps_this_run)
 
 
 def _metric(cfg: GanTrainConfig):
@@ -399,12 +399,12 @@ def _metric(cfg: GanTrainConfig):
     extractor = feature_extractor(spec).to(pick_device())
     real = cfg.data.source
 
-    def compute(G: StyleGAN2Generator, run: Path):
+    def compute(G: StyleGAN2Generator, run: Path | None):
         was_training = G.training
         G.eval()
         try:  # a fixed seed: the same z and noise every time, and the training RNGs are not touched
-            return fd_of_generator(G, extractor, real, cfg.log.metric_n, seed=0, cache_dir=run / "metrics",
-                                   progress=False)
+            return fd_of_generator(G, extractor, real, cfg.log.metric_n, seed=0,
+                                   cache_dir=run / "metrics" if run else None, progress=False)
         finally:
             G.train(was_training)
 
