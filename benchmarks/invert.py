@@ -20,6 +20,13 @@ Measured (AMD EPYC without AMX, 2 threads shared, torch 2.13 CPU; 2 warm-up + 5 
 
     python benchmarks/invert.py                         # 64 and 256 px, 2 warm-up + 5 timed steps
     python benchmarks/invert.py --res 256 --steps 10 --threads 2
+
+``--curve``: quality against seconds instead — pSp, e4e, and optimisation from ``w_avg`` and from e4e at several
+step counts, each scored by the editing evaluation (`stylebridge.evaluate.editing`: reconstruction distance and
+distance to the ground-truth edit, averaged over the shipped directions) on ``--faces`` held-out faces, beside its
+seconds per image; writes a plot with ``--plot``::
+
+    python benchmarks/invert.py --curve --faces 50 --curve-steps 50 100 200 500 1000 --plot docs/editing/curve.png
 """
 
 from __future__ import annotations
@@ -98,8 +105,84 @@ def reference(G: StyleGAN2Generator, target: torch.Tensor, perceptual, warmup: i
     return sum(times[warmup:]) / steps, float(loss.detach())
 
 
+def curve(args: argparse.Namespace) -> None:
+    """Distance to the ground-truth edit (and reconstruction) against seconds per image, per inverter setting."""
+    from stylebridge.evaluate.editing import run_editing_evaluation
+    from stylebridge.invert import make_inverter
+    from stylebridge.invert.editing import shipped_directions
+
+    inverters = [make_inverter("psp"), make_inverter("e4e")]
+    for steps in args.curve_steps:
+        inverters.append(make_inverter("optimize", steps=steps, precision=args.curve_precision,
+                                       name=f"optimize@{steps}"))
+        inverters.append(make_inverter("optimize-e4e", steps=steps, precision=args.curve_precision,
+                                       name=f"optimize-e4e@{steps}"))
+    directions = shipped_directions("synthfaces-64")
+    if not directions:
+        raise SystemExit("no shipped synthfaces-64 directions")
+    result = run_editing_evaluation(inverters, directions, n=args.faces, batch=args.faces, progress=True)
+    rep = result.report
+    rows = []
+    for name, info in rep["inverters"].items():
+        cells = list(rep["results"][name].values())
+        rows.append({"inverter": name, "s_per_image": info["s_per_image"], "recon_dist": info["recon_dist"],
+                     "dist_gt": sum(c["dist_gt"] for c in cells) / len(cells),
+                     "success": sum(c["success"] for c in cells) / len(cells),
+                     "kept": sum(c["kept"] for c in cells) / len(cells)})
+    no_edit = sum(r["no edit"]["dist_gt"] for r in rep["reference"].values()) / len(rep["reference"])
+    print(f"\n{'inverter':<20} {'s/img':>8} {'recon dist':>11} {'dist to GT':>11} {'success':>8} {'kept':>6}")
+    for r in rows:
+        print(f"{r['inverter']:<20} {r['s_per_image']:>8.3f} {r['recon_dist']:>11.4f} {r['dist_gt']:>11.4f} "
+              f"{r['success']:>8.3f} {r['kept']:>6.3f}")
+    print(f"{'no edit':<20} {'':>8} {'':>11} {no_edit:>11.4f}")
+    path = write_results("invert_curve", {"machine": machine_info(), "faces": args.faces,
+                                          "precision": args.curve_precision, "rows": rows, "no_edit": no_edit,
+                                          "directions": directions})
+    print(f"\nwrote {path}")
+    if args.plot:
+        _plot_curve(rows, no_edit, args, Path(args.plot))
+        print(f"wrote {args.plot}")
+
+
+def _plot_curve(rows: list[dict], no_edit: float, args: argparse.Namespace, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, title in ((axes[0], "dist_gt", "distance to the ground-truth edit"),
+                           (axes[1], "recon_dist", "reconstruction distance")):
+        for j, family in enumerate(("optimize@", "optimize-e4e@")):
+            pts = sorted((r["s_per_image"], r[key], r["inverter"]) for r in rows if r["inverter"].startswith(family))
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=f"C{j + 2}", label=family.rstrip("@"))
+            for x, y, name in pts:
+                ax.annotate(name.split("@")[1], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for j, name in enumerate(("psp", "e4e")):
+            r = next(r for r in rows if r["inverter"] == name)
+            ax.scatter([r["s_per_image"]], [r[key]], s=70, color=f"C{j}", marker="s", label=name, zorder=3)
+        if key == "dist_gt":
+            ax.axhline(no_edit, color="0.5", ls="--", lw=1, label="no edit")
+        ax.set_xscale("log")
+        ax.set_xlabel("seconds per image (2 CPU cores; optimisation: steps annotated)")
+        ax.set_title(title + " [synthfaces-domain]", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"quality vs time, {args.faces} held-out faces, mean over the shipped directions "
+                 f"({args.curve_precision} generator)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--curve", action="store_true", help="quality against seconds per image instead of step speed")
+    p.add_argument("--faces", type=int, default=50, help="--curve: held-out faces")
+    p.add_argument("--curve-steps", type=int, nargs="+", default=[50, 100, 200, 500, 1000])
+    p.add_argument("--curve-precision", default="bf16", choices=["fp32", "bf16"])
+    p.add_argument("--plot", default=None, help="--curve: write the plot here (PNG)")
     p.add_argument("--res", type=int, nargs="+", default=[64, 256])
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
@@ -107,6 +190,9 @@ def main() -> None:
     p.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.curve:
+        curve(args)
+        return
     info = machine_info()
     print(f"# {info['cpu']}, {info['threads']} threads, torch {info['torch']}, AMX {info['amx']}")
     perceptual = perceptual_distance()

@@ -94,3 +94,26 @@ def test_directions_cli_find_and_show(tmp_path, golden_dir, capsys):
     assert main(["directions", "find", "--generator", gen, "--method", "interfacegan", "--out", str(tmp_path / "x")]) \
         == 2
     assert "needs exactly one of --attribute" in capsys.readouterr().err
+
+
+def test_measure_per_unit_and_strength_for(G):
+    """The rate of a score along a direction: opposite for the opposite direction, zero for a zero vector; and
+    strength_for turns a wanted change into a strength with it (clamped to twice the suggested range)."""
+    from stylebridge.edit.finders import measure_per_unit
+    from stylebridge.models.direction import Direction
+
+    def brightness(images: torch.Tensor) -> torch.Tensor:
+        return images.mean(dim=(1, 2, 3))
+
+    torch.manual_seed(0)
+    v = torch.randn(G.w_dim)
+    up = Direction.from_vector(v / v.norm(), name="b", strength_range=(-2, 2))
+    rate = measure_per_unit(G, up, brightness, samples=16, seed=3)
+    back = measure_per_unit(G, Direction.from_vector(-v / v.norm(), name="b", strength_range=(-2, 2)), brightness,
+                            samples=16, seed=3)
+    assert abs(rate) > 1e-4 and back == pytest.approx(-rate, rel=1e-3, abs=1e-6)
+    assert measure_per_unit(G, Direction.from_vector(torch.zeros(G.w_dim), name="z"), brightness, samples=8) == 0
+    with pytest.raises(ValueError, match="no measured per-unit"):
+        up.strength_for(0.5)
+    up.config = type(up.config)(**{**up.config.to_dict(), "per_unit": 0.25})
+    torch.testing.assert_close(up.strength_for(torch.tensor([0.5, -0.25, 10.0])), torch.tensor([2.0, -1.0, 4.0]))

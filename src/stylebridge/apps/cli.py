@@ -124,6 +124,29 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate_editing(args: argparse.Namespace, command: str) -> int:
+    from stylebridge.evaluate.editing import run_editing_evaluation, write_editing_report
+    from stylebridge.evaluate.report import prepare_out_dir
+    from stylebridge.invert.editing import shipped_directions
+
+    prepare_out_dir(args.out, create=False)  # fails before minutes of work
+    if args.methods or args.inputs:
+        raise ValueError("--methods and --inputs are for the translation table; --editing takes --inverters and "
+                         "--directions")
+    directions = args.directions or shipped_directions(args.generator)
+    if not directions:
+        raise ValueError(f"no shipped directions for {args.generator}: give --directions FILE ...")
+    options = {name: {"steps": args.steps, "precision": args.precision} for name in args.inverters
+               if name.startswith("optimize")}
+    result = run_editing_evaluation(args.inverters, directions, n=args.n, generator=args.generator,
+                                    inverter_options=options, device=args.device, progress=not args.quiet,
+                                    **({} if args.seed is None else {"seed": args.seed}))
+    result.report["config"]["command"] = command
+    paths = write_editing_report(result, args.out)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import shlex
 
@@ -133,7 +156,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     parts = ["--generator", args.generator] + (["--methods", *args.methods] if args.methods else []) + (
         ["--inputs", *inputs] if inputs else []) + ["--n", str(args.n)] + (
         ["--seed", str(args.seed)] if args.seed is not None else []) + ["--out", str(args.out)]
+    if args.editing:
+        parts = ["--editing", "--generator", args.generator, "--inverters", *args.inverters] + (
+            ["--directions", *args.directions] if args.directions else []) + [
+            "--n", str(args.n), "--steps", str(args.steps), "--precision", args.precision] + (
+            ["--seed", str(args.seed)] if args.seed is not None else []) + ["--out", str(args.out)]
     command = "stylebridge evaluate " + " ".join(shlex.quote(a) for a in parts)
+    if args.editing:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        return _cmd_evaluate_editing(args, command)
     seed = {} if args.seed is None else {"seed": args.seed}
     _, paths = evaluate_to_folder(args.out, generator=args.generator, methods=args.methods, inputs=inputs, n=args.n,
                                   device=args.device, progress=not args.quiet, command=command,
@@ -694,6 +726,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=int, default=1,
                     help="CPU threads (default 1: fast on a shared machine, same figures; 0: all cores)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.add_argument("--editing", action="store_true",
+                    help="the editing table instead: inverters × directions against synthfaces' ground-truth edits "
+                         "(report.md, report.json, tradeoff.png, examples.png)")
+    ev.add_argument("--inverters", nargs="+", default=["psp", "e4e", "optimize", "optimize-e4e"], metavar="NAME",
+                    help="--editing: inverters to compare (default psp e4e optimize optimize-e4e)")
+    ev.add_argument("--directions", nargs="+", default=None, metavar="NAME_OR_FILE",
+                    help="--editing: directions (default: the generator's shipped directions)")
+    ev.add_argument("--steps", type=positive_int, default=200,
+                    help="--editing: optimisation steps of the optimize inverters (default 200)")
+    ev.add_argument("--precision", default="bf16", choices=("fp32", "bf16"),
+                    help="--editing: the optimize inverters' generator precision (default bf16)")
     ev.set_defaults(func=_cmd_evaluate)
 
     d = sub.add_parser("demo", help="the project's demo: samples, truncation sweep, style mixing")

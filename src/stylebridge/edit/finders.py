@@ -36,10 +36,12 @@ __all__ = [
     "find_supervised",
     "generator_digest",
     "labels_from_csv",
+    "measure_per_unit",
     "parse_attribute",
     "project_off",
     "render_scores",
     "sample_w",
+    "scores_from_logits",
     "seeds_to_w",
 ]
 
@@ -129,8 +131,12 @@ def _choices(name: str, k: int) -> list[str]:
 def attribute_scores(net: DomainNetwork, images: torch.Tensor, spec: str) -> torch.Tensor:
     """Scores [N] in [-1, 1] (higher: more of the attribute) for images [N, 3, H, W] in [-1, 1]: a continuous head's
     probability mapped to [-1, 1], or P(positive) - P(negative) over a categorical head (see `parse_attribute`)."""
+    return scores_from_logits(net, net(images), spec)
+
+
+def scores_from_logits(net: DomainNetwork, logits: torch.Tensor, spec: str) -> torch.Tensor:
+    """`attribute_scores` from the network's raw head outputs [N, head_size] (one forward, many attributes)."""
     name, pos, neg = parse_attribute(net, spec)
-    logits = net(images)
     start = 0
     for head, k in net.config.heads:
         if head == name:
@@ -279,6 +285,27 @@ def find_supervised(w: torch.Tensor, scores: torch.Tensor, method: str = "interf
                                  strength_range=(-rng, rng), method=method, generator=generator, labels=labels,
                                  notes=f"{len(w)} samples, {k} per class (top/bottom {fraction:.1%}){acc_text}; "
                                        f"σ of w along it {sigma:.4g}{cond}")
+
+
+@torch.no_grad()
+def measure_per_unit(G: StyleGAN2Generator, direction: Direction, score: Callable[[torch.Tensor], torch.Tensor],
+                     samples: int = 256, seed: int = 1, steps: int = 5, batch: int = 128) -> float:
+    """The mean rate of change of ``score(images)`` per unit strength along ``direction``: ``samples`` sampled
+    faces (seed ``seed``; keep it apart from the finder's) edited at ``steps`` strengths spanning the middle half
+    of the direction's strength range, a least-squares slope per face, averaged. For the score of
+    `attribute_scores` (in [-1, 1]) this is `DirectionConfig.per_unit`."""
+    lo, hi = direction.config.strength_range
+    strengths = torch.linspace(lo / 2, hi / 2, steps)
+    w = sample_w(G, samples, seed)
+    dev = G.w_avg.device
+    slopes = []
+    for s0 in range(0, samples, batch):
+        wp = G.broadcast_ws(w[s0 : s0 + batch].to(dev))
+        ys = torch.stack([score(G.synthesize(direction.apply(wp, float(t)), noise_mode="const").clamp(-1, 1)).float()
+                          .cpu() for t in strengths], dim=1)  # [n, steps]
+        x = strengths - strengths.mean()
+        slopes.append(((ys - ys.mean(1, keepdim=True)) * x).sum(1) / (x * x).sum())
+    return float(torch.cat(slopes).mean())
 
 
 def seeds_to_w(G: StyleGAN2Generator, seeds: Sequence[int], truncation_psi: float = 1.0) -> torch.Tensor:

@@ -29,6 +29,7 @@ from stylebridge.core.errors import BadImageError
 from stylebridge.core.imageio import make_grid, save_image
 from stylebridge.invert.base import Inverter, resize_to, resolve_inverter
 from stylebridge.models.direction import Direction, GanSpaceComponents, parse_layers
+from stylebridge.models.stylegan2 import StyleGAN2Generator
 from stylebridge.pipelines.base import InputSpec
 from stylebridge.pipelines.runner import FolderReport, list_inputs, load_for_spec
 
@@ -39,10 +40,13 @@ logger = logging.getLogger("stylebridge.invert")
 _DIRECTION_TYPES = ("direction", "ganspace-components")
 
 
-def shipped_directions() -> list[str]:
-    """Names of the directions (and GANSpace component sets) shipped with this installation."""
+def shipped_directions(generator: str | None = None) -> list[str]:
+    """Names of the directions (and GANSpace component sets) shipped with this installation; with ``generator``
+    (a shipped generator's name) only its own (named ``{generator}-{short name}``)."""
     out = []
     for name in registry.names():
+        if generator is not None and not name.startswith(f"{generator}-"):
+            continue
         try:
             kind = json.loads((registry.WEIGHTS_DIR / name / "config.json").read_text()).get("model_type")
         except (OSError, ValueError):
@@ -52,17 +56,54 @@ def shipped_directions() -> list[str]:
     return out
 
 
+def _short_names() -> dict[str, list[str]]:
+    """Short name (the direction's own ``config.name``, e.g. "smile") → shipped names that carry it."""
+    out: dict[str, list[str]] = {}
+    for name in shipped_directions():
+        try:
+            short = json.loads((registry.WEIGHTS_DIR / name / "config.json").read_text())["config"].get("name")
+        except (OSError, ValueError, KeyError):
+            continue
+        if short:
+            out.setdefault(short, []).append(name)
+    return out
+
+
+def _by_short_name(spec: str, generator: StyleGAN2Generator | None) -> str | None:
+    """The shipped direction a short name means: the only one with that name, or the one found on ``generator``
+    (by weights' digest) when several generators ship one."""
+    names = _short_names().get(spec, [])
+    if len(names) <= 1:
+        return names[0] if names else None
+    if generator is not None:
+        from stylebridge.edit.finders import generator_digest
+
+        digest = generator_digest(generator).split("sha256 ")[-1].rstrip(")")
+        for name in names:
+            cfg = json.loads((registry.WEIGHTS_DIR / name / "config.json").read_text())["config"]
+            if digest in cfg.get("generator", ""):
+                return name
+    raise ValueError(f"direction {spec!r} is shipped for several generators ({', '.join(names)}): name one")
+
+
 def resolve_direction(direction: Direction | GanSpaceComponents | str | os.PathLike, component: int | None = None,
-                      layers: str | Sequence[int] | None = None) -> Direction:
+                      layers: str | Sequence[int] | None = None,
+                      generator: StyleGAN2Generator | None = None) -> Direction:
     """A `Direction` from an object, a file / folder (``stylebridge.load``: native directions, e4e InterFaceGAN
-    ``.pt``, InterFaceGAN ``.npy``, GANSpace ``.pt``) or a shipped direction's name. GANSpace components need
-    ``component`` (the direction is that component on ``layers``). A name that is neither raises a one-line
-    `FileNotFoundError` listing the shipped directions."""
+    ``.pt``, InterFaceGAN ``.npy``, GANSpace ``.pt``), a shipped direction's name ("synthfaces-64-smile") or its
+    short name ("smile"; with several generators shipping one, the one found on ``generator``). GANSpace components
+    need ``component`` (the direction is that component on ``layers``). A name that is none of these raises a
+    one-line `FileNotFoundError` listing the shipped directions."""
     if isinstance(direction, (str, os.PathLike)):
         spec = str(direction)
         if not Path(spec).exists() and spec not in shipped_directions():
-            raise FileNotFoundError(f"{spec}: no such direction file or folder, and not a shipped direction "
-                                    f"(shipped directions: {', '.join(shipped_directions()) or 'none yet'})")
+            short = _by_short_name(spec, generator)
+            if short is None:
+                raise FileNotFoundError(
+                    f"{spec}: no such direction file or folder, and not a shipped direction (shipped: "
+                    f"{', '.join(sorted(_short_names())) or 'none yet'}; full names: "
+                    f"{', '.join(shipped_directions()) or 'none'})")
+            spec = short
         from stylebridge.formats.loading import load
 
         direction = load(spec, expect=(Direction, GanSpaceComponents))
@@ -128,8 +169,8 @@ def edit_folder(images: str | os.PathLike, out: str | os.PathLike, inverter: Inv
     """
     values = parse_strengths(strengths)
     rows = parse_layers(layers) if layers is not None else None
-    d = resolve_direction(direction, component, rows)
     inverter = resolve_inverter(inverter, model, generator, progress, **inverter_options)
+    d = resolve_direction(direction, component, rows, generator=inverter.generator)
     G = inverter.generator
     if d.config.w_dim != G.w_dim or (d.config.num_ws and d.config.num_ws != G.num_ws):
         raise ValueError(f"direction {d.name!r} is for w_dim {d.config.w_dim}"

@@ -318,7 +318,8 @@ def _optimize_e4e(model: Any = None, generator: Any = None, **options: Any) -> O
     # short runs (20 steps from e4e made 2 of 3 held-out faces worse); lr 0.01 without w noise improved all three.
     options.setdefault("lr", 0.01)
     options.setdefault("w_noise", 0.0)
-    return OptimizeInverter(encoder.generator, start=encoder, name="optimize-e4e", **options)
+    options.setdefault("name", "optimize-e4e")
+    return OptimizeInverter(encoder.generator, start=encoder, **options)
 
 
 register_inverter("optimize", _optimize)

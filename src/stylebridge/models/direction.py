@@ -58,6 +58,12 @@ class DirectionConfig:
     generator: str = ""  # the generator it was found on (name or path) and its weights' SHA-256 prefix
     labels: str = ""  # what labelled the samples (supervised methods), e.g. "synthfaces-domain:smile"
     notes: str = ""  # anything else a user should know (samples used, accuracy of the linear model, ...)
+    # What the direction edits, as a classifier reads it (e.g. "smile", "glasses", "hair_color=blonde:black" for
+    # the synthfaces-domain heads; empty when unknown), and how fast: the mean change of that attribute's score
+    # (in [-1, 1], `edit.finders.attribute_scores`) per unit strength, measured on sampled faces (0: not measured).
+    # With it an edit can ask for an amount of change instead of a strength (`Direction.strength_for`).
+    attribute: str = ""
+    per_unit: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strength_range", tuple(float(s) for s in self.strength_range))
@@ -143,6 +149,16 @@ class Direction(PretrainedModel):
         idx = list(rows)
         out[:, idx] = latents[:, idx] + s * (v[idx] if c.num_ws else v)
         return out
+
+    def strength_for(self, change: float | torch.Tensor) -> torch.Tensor:
+        """The strength(s) expected to change the attribute's score (in [-1, 1]) by ``change`` (a number or [N]),
+        from the measured ``per_unit``, clamped to twice the suggested strength range. Raises when the direction
+        has no measured rate."""
+        if not self.config.per_unit:
+            raise ValueError(f"direction {self.name!r} has no measured per-unit change (per_unit = 0): give a strength")
+        lo, hi = self.config.strength_range
+        s = torch.as_tensor(change, dtype=torch.float32) / self.config.per_unit
+        return s.clamp(2 * lo, 2 * hi)
 
     def forward(self, latents: torch.Tensor, strength: float | torch.Tensor = 1.0) -> torch.Tensor:
         return self.apply(latents, strength)

@@ -35,14 +35,32 @@ class DomainNetConfig:
     # The heads also see the last stage pooled to head_spatial × head_spatial, flattened (0: global pool only).
     # Small parts at fixed places (mouth curvature, nose, brows) are 1–2 px at 64 px: a global average dilutes them.
     head_spatial: int = 0
+    # Region networks for attributes drawn in 1–3 px (mouth-corner height, brow slope, nose size): each region, a
+    # box (top, bottom, left, right) as fractions of the side, is cropped, upsampled ``region_upsample``× and read
+    # by its own small CNN (a 3x3 conv, then stride-2 convs: ``region_widths``), pooled to region_pool² cells.
+    # A multi-task network over the whole face learns these late if at all (smile: corr 0.2 after 3,600 steps);
+    # a crop learns them in a few hundred. Their features go to the heads only: fd_features / distance /
+    # similarity do not depend on them. Empty: none.
+    regions: tuple[tuple[float, float, float, float], ...] = ()
+    region_widths: tuple[int, ...] = (32, 32, 64, 64)
+    region_pool: int = 3
+    region_upsample: int = 2
     # Heads: (name, size) in order; size 1 = continuous attribute in [0, 1] (sigmoid), size k = k-way category.
     heads: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "regions", tuple(tuple(float(v) for v in r) for r in self.regions))
+        object.__setattr__(self, "region_widths", tuple(int(w) for w in self.region_widths))
         object.__setattr__(self, "heads", tuple((str(n), int(k)) for n, k in self.heads))
         if len(self.widths) != len(STAGES):
             raise ValueError(f"widths must have {len(STAGES)} entries, got {self.widths}")
+        for r in self.regions:
+            if len(r) != 4 or not (0 <= r[0] < r[1] <= 1 and 0 <= r[2] < r[3] <= 1):
+                raise ValueError(f"a region is (top, bottom, left, right) with 0 <= top < bottom <= 1 and "
+                                 f"0 <= left < right <= 1, got {r}")
+        if self.regions and (not self.region_widths or self.region_pool < 1 or self.region_upsample < 1):
+            raise ValueError("region_widths must not be empty; region_pool and region_upsample must be >= 1")
         if self.resolution < 16:
             raise ValueError(f"resolution must be >= 16, got {self.resolution}")
 
@@ -52,7 +70,8 @@ class DomainNetConfig:
 
     @property
     def head_inputs(self) -> int:
-        return self.widths[-1] * (1 + self.head_spatial**2) + self.embed_dim
+        regions = len(self.regions) * self.region_widths[-1] * self.region_pool**2
+        return self.widths[-1] * (1 + self.head_spatial**2) + self.embed_dim + regions
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,6 +94,23 @@ class _Block(nn.Module):
         return F.silu(h + self.skip(x))
 
 
+class _RegionNet(nn.Module):
+    """A crop [N, C, h, w] → features [N, widths[-1] · pool²]: a 3x3 conv, then one stride-2 3x3 conv per further
+    width (GroupNorm + SiLU after each), average-pooled to pool × pool cells (positions kept)."""
+
+    def __init__(self, cin: int, widths: tuple[int, ...], pool: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i, w in enumerate(widths):
+            layers += [nn.Conv2d(cin if i == 0 else widths[i - 1], w, 3, stride=1 if i == 0 else 2, padding=1,
+                                 bias=False), nn.GroupNorm(8, w), nn.SiLU()]
+        self.convs = nn.Sequential(*layers)
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(self.convs(x), self.pool).flatten(1)
+
+
 class DomainNetwork(PretrainedModel):
     """Images [N, C, H, W] in [-1, 1] (any size; resized to ``config.resolution``) → attribute predictions."""
 
@@ -89,6 +125,7 @@ class DomainNetwork(PretrainedModel):
                                   nn.SiLU())
         self.stages = nn.ModuleList([_Block(w[0], w[0]), _Block(w[0], w[1]), _Block(w[1], w[2]), _Block(w[2], w[3])])
         self.embed = nn.Linear(w[3], c.embed_dim)
+        self.regions = nn.ModuleList([_RegionNet(c.in_channels, c.region_widths, c.region_pool) for _ in c.regions])
         self.head = nn.Linear(c.head_inputs, c.head_size) if c.head_size else None
 
     # -- internals -----------------------------------------------------------------------------------------------
@@ -107,6 +144,17 @@ class DomainNetwork(PretrainedModel):
             h = stage(h)
             feats.append(h)
         return feats
+
+    def _region_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Per region: its crop of the prepared images [N, C, R, R], upsampled, through its network."""
+        r, up = x.shape[-1], self.config.region_upsample
+        out = []
+        for (top, bottom, left, right), net in zip(self.config.regions, self.regions):
+            crop = x[:, :, round(top * r) : round(bottom * r), round(left * r) : round(right * r)]
+            if up > 1:
+                crop = F.interpolate(crop, scale_factor=up, mode="bilinear", align_corners=False)
+            out.append(net(crop))
+        return out
 
     # -- public API ----------------------------------------------------------------------------------------------
     def features(self, x: torch.Tensor, layers: Sequence[str] = STAGES) -> dict[str, torch.Tensor]:
@@ -130,6 +178,8 @@ class DomainNetwork(PretrainedModel):
         parts = [pooled, emb]
         if self.config.head_spatial:
             parts.append(F.adaptive_avg_pool2d(last, self.config.head_spatial).flatten(1))
+        if self.config.regions:
+            parts += self._region_features(self._prepare(x))
         return torch.cat(parts, dim=1), emb
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

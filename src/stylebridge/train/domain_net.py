@@ -48,13 +48,27 @@ class ModelSection:
     widths: tuple[int, ...] = (32, 64, 128, 192)  # DomainNetConfig.widths
     embed_dim: int = 128
     head_spatial: int = 0  # DomainNetConfig.head_spatial
+    regions: tuple[tuple[float, ...], ...] = ()  # DomainNetConfig.regions: (top, bottom, left, right) fractions
+    region_widths: tuple[int, ...] = (32, 32, 64, 64)
+    region_pool: int = 3
+    region_upsample: int = 2
     init_from: str | None = None  # a model folder whose trunk and embedding start this run (heads are new)
+    # Train only the region networks and the heads: the trunk and embedding stay exactly as init_from has them,
+    # so features, distances and similarities (and every Fréchet distance measured with them) do not change.
+    freeze_trunk: bool = False
 
 
 @dataclass
 class LossSection:
     contrastive_weight: float = 0.2
     blur_prob: float = 0.3  # probability of the 3x3 blur augmentation
+    # Largest random shift (pixels, each axis) of the augmentation. Shifts make the embedding ignore position, but
+    # they hide the cues of small parts whose *position* encodes the attribute (the mouth line rises ~1 px with a
+    # smile): a region-head run on a frozen trunk uses 0 (faces from a generator are aligned as the renders are).
+    shift_px: int = 2
+    # "name:weight" entries: heads whose loss counts more (default 1 each; the loss is the weighted mean). Small
+    # features (mouth-corner height, brow slope) are learnt late, if at all, when every head weighs the same.
+    head_weights: tuple[str, ...] = ()
 
 
 @dataclass
@@ -91,7 +105,8 @@ def synthfaces_heads() -> tuple[tuple[str, int], ...]:
     return tuple((a.name, len(a.choices) if a.is_categorical else 1) for a in sf.ATTRIBUTES)
 
 
-def _augment(images: torch.Tensor, gen: torch.Generator, blur_prob: float, n_global: int) -> torch.Tensor:
+def _augment(images: torch.Tensor, gen: torch.Generator, blur_prob: float, n_global: int,
+             shift_px: int = 2) -> torch.Tensor:
     """Mild photometric/geometric jitter so features do not depend on exact pixel values: a brightness/contrast
     change, small shifts, a little blur or noise (what a generator's outputs differ by). images: this rank's slice
     [n_local, 3, H, W] of a global batch of ``n_global``; every random number is drawn for the global batch."""
@@ -99,7 +114,7 @@ def _augment(images: torch.Tensor, gen: torch.Generator, blur_prob: float, n_glo
     scale = 1 + 0.2 * (rank_slice(torch.rand(n_global, 1, 1, 1, generator=gen), dev) - 0.5)
     shift = 0.2 * (rank_slice(torch.rand(n_global, 1, 1, 1, generator=gen), dev) - 0.5)
     x = images * scale + shift
-    dx, dy = (torch.randint(-2, 3, (2,), generator=gen)).tolist()
+    dx, dy = (torch.randint(-shift_px, shift_px + 1, (2,), generator=gen)).tolist()
     x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
     if float(torch.rand(1, generator=gen)) < blur_prob:
         x = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
@@ -113,16 +128,37 @@ def _targets(attrs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {a.name: attrs[a.name] for a in sf.ATTRIBUTES}
 
 
-def _loss(net: DomainNetwork, logits: torch.Tensor, attrs: dict[str, torch.Tensor]) -> torch.Tensor:
-    pos, total = 0, logits.new_zeros(())
+def parse_head_weights(entries: tuple[str, ...], heads: tuple[tuple[str, int], ...]) -> dict[str, float]:
+    """("smile:5", ...) → {head: weight} for every head (1 unless given); a one-line ConfigError otherwise."""
+    from stylebridge.train.config import ConfigError
+
+    weights = {name: 1.0 for name, _ in heads}
+    for entry in entries:
+        name, _, value = str(entry).partition(":")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise ConfigError(f"loss.head_weights: expected 'name:weight', got {entry!r}") from None
+        if name not in weights or not weight >= 0:
+            raise ConfigError(f"loss.head_weights: {entry!r}: unknown head or negative weight "
+                              f"(heads: {', '.join(weights)})")
+        weights[name] = weight
+    return weights
+
+
+def _loss(net: DomainNetwork, logits: torch.Tensor, attrs: dict[str, torch.Tensor],
+          weights: dict[str, float] | None = None) -> torch.Tensor:
+    pos, total, norm = 0, logits.new_zeros(()), 0.0
     for name, k in net.config.heads:
         chunk = logits[:, pos : pos + k]
+        wgt = 1.0 if weights is None else weights[name]
         if k == 1:
-            total = total + F.binary_cross_entropy_with_logits(chunk[:, 0], attrs[name].float())
+            total = total + wgt * F.binary_cross_entropy_with_logits(chunk[:, 0], attrs[name].float())
         else:
-            total = total + F.cross_entropy(chunk, attrs[name].long())
+            total = total + wgt * F.cross_entropy(chunk, attrs[name].long())
+        norm += wgt
         pos += k
-    return total / len(net.config.heads)
+    return total / norm
 
 
 def _contrastive(e1: torch.Tensor, e2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
@@ -144,20 +180,29 @@ class DomainTask(TrainTask):
         cfg, o = self.cfg, self.cfg.optim
         m = cfg.model
         net = DomainNetwork(DomainNetConfig(resolution=cfg.data.resolution, widths=m.widths, embed_dim=m.embed_dim,
-                                            head_spatial=m.head_spatial, heads=synthfaces_heads()))
+                                            head_spatial=m.head_spatial, regions=m.regions,
+                                            region_widths=m.region_widths, region_pool=m.region_pool,
+                                            region_upsample=m.region_upsample, heads=synthfaces_heads()))
+        if m.freeze_trunk and not m.init_from:
+            raise ValueError("model.freeze_trunk needs model.init_from (the trunk to keep)")
         if m.init_from:
             # Everything but the heads comes from the earlier model; the heads keep their fresh initialisation.
             start = DomainNetwork.from_pretrained(m.init_from).state_dict()
             own = net.state_dict()
-            trunk = [k for k in own if not k.startswith("head.")]
+            trunk = [k for k in own if not k.startswith(("head.", "regions."))]
             bad = [k for k in trunk if k not in start or start[k].shape != own[k].shape]
             if bad:
                 raise ValueError(f"model.init_from {m.init_from}: its trunk does not fit this config ({bad[:5]})")
             net.load_state_dict({**own, **{k: start[k] for k in trunk}}, strict=True)
+        if m.freeze_trunk:
+            for name, p in net.named_parameters():
+                p.requires_grad_(name.startswith(("head.", "regions.")))
         self.net = net.to(pick_device()).train()
         broadcast_module(self.net)
-        self.opt = torch.optim.AdamW(self.net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        self.params = [p for p in self.net.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=o.lr, weight_decay=o.weight_decay)
         self.gen = torch.Generator().manual_seed(o.seed)  # the same on every rank: global draws, sliced
+        self.head_weights = parse_head_weights(cfg.loss.head_weights, net.config.heads)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"optim": self.opt}
@@ -180,20 +225,25 @@ class DomainTask(TrainTask):
         seeds = rank_slice(torch.randint(0, HELD_OUT_SEED, (o.batch,), generator=self.gen)).tolist()
         attrs = sf.sample_attributes(seeds)
         images = sf.render(attrs, cfg.data.resolution, outputs=("image",))["image"].to(dev)
-        v1 = _augment(images, self.gen, cfg.loss.blur_prob, o.batch)
-        v2 = _augment(images, self.gen, cfg.loss.blur_prob, o.batch)
+        v1 = _augment(images, self.gen, cfg.loss.blur_prob, o.batch, cfg.loss.shift_px)
+        v2 = _augment(images, self.gen, cfg.loss.blur_prob, o.batch, cfg.loss.shift_px)
         for group in self.opt.param_groups:
             group["lr"] = self.lr_at(step)
+        contrast = cfg.loss.contrastive_weight > 0 and not cfg.model.freeze_trunk
         with autocast(dev, o.precision):
             feats1, emb1 = self.net.head_features(v1)
             logits = self.net.head(feats1).float()
-            emb2 = self.net.pooled(v2)[1]
-        loss_attr = _loss(self.net, logits, {k: v.to(dev) for k, v in attrs.items()})
-        # InfoNCE over the global batch: every rank sees all embeddings (negatives), gradients flow to their owners.
-        loss_con = _contrastive(gather_with_grad(emb1.float()), gather_with_grad(emb2.float()))
-        loss = loss_attr + cfg.loss.contrastive_weight * loss_con
-        optimizer_step(self.opt, loss, list(self.net.parameters()))
-        return {"loss_attr": loss_attr.item(), "loss_con": loss_con.item(), "lr": self.lr_at(step)}
+            emb2 = self.net.pooled(v2)[1] if contrast else None
+        loss_attr = _loss(self.net, logits, {k: v.to(dev) for k, v in attrs.items()}, self.head_weights)
+        logs = {"loss_attr": loss_attr.item(), "lr": self.lr_at(step)}
+        loss = loss_attr
+        if emb2 is not None:
+            # InfoNCE over the global batch: every rank sees all embeddings (negatives), gradients flow to owners.
+            loss_con = _contrastive(gather_with_grad(emb1.float()), gather_with_grad(emb2.float()))
+            loss = loss + cfg.loss.contrastive_weight * loss_con
+            logs["loss_con"] = loss_con.item()
+        optimizer_step(self.opt, loss, self.params)
+        return logs
 
     def check_modules(self) -> list[torch.nn.Module]:
         return [self.net]
