@@ -24,7 +24,14 @@ from tqdm.auto import tqdm
 import stylebridge
 from stylebridge.core import registry
 from stylebridge.core.seeds import HELD_OUT_SEED
-from stylebridge.edit.finders import find_supervised, generator_digest, measure_per_unit, sample_w, scores_from_logits
+from stylebridge.edit.finders import (
+    find_guided,
+    find_supervised,
+    generator_digest,
+    measure_per_unit,
+    sample_w,
+    scores_from_logits,
+)
 from stylebridge.evaluate.editing import run_editing_evaluation
 
 # short name → (attribute spec for the judge, what it does)
@@ -41,8 +48,10 @@ SHIPPED = {
 CANDIDATES = [(m, None, False) for m in ("interfacegan", "logistic", "meandiff")] + [
     ("interfacegan", rows, False) for rows in ("0-3", "2-5", "4-7", "6-9", "0-5", "2-7")] + [
     ("interfacegan", None, True), ("interfacegan", "2-7", True)]
-SCALES = (0.6, 1.0, 1.5)  # categorical edits use the end of the strength range: try it scaled
+# categorical edits use the end of the strength range, continuous ones are clamped to it: try it scaled
+SCALES = (0.6, 1.0, 1.5)
 # attributes whose directions the conditioned candidates are projected off (besides the other shipped ones)
+IMPLIED = {"glasses": ("glasses_color",)}  # heads an edit may change besides its own
 CONDITION_ON = ("skin_tone", "face_width", "bg_hue", "clothes_hue", "eye_color=blue:brown")
 
 
@@ -55,6 +64,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--out", default=str(registry.WEIGHTS_DIR))
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--guided-steps", type=int, default=150, help="find_guided refinement of the best linear "
+                    "candidate (0: none)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -86,10 +97,9 @@ def main() -> None:
             found.append((label, find_supervised(w, scores, method, fraction=0.02, name=label,
                                                  conditions=conds if cond else (), labels=f"{args.judge}:{spec}",
                                                  generator=gname, layers=layers)))
-        categorical = dict(net.config.heads)[spec.split("=")[0]] > 1
         candidates = []
         for label, d in found:
-            for scale in (SCALES if categorical else (1.0,)):
+            for scale in SCALES:
                 lo, hi = d.config.strength_range
                 name = label if scale == 1.0 else f"{label}×{scale:g}"
                 cand = replace_config(d, name=name, strength_range=(round(lo * scale, 3), round(hi * scale, 3)))
@@ -101,6 +111,27 @@ def main() -> None:
         rows = result.report["results"]["e4e"]
         ranked = sorted(candidates, key=lambda d: (-rows[d.name]["success"] * rows[d.name]["kept"],
                                                    rows[d.name]["dist_gt"]))
+        if args.guided_steps:
+            # Refine the best linear direction through the generator and the judge (find_guided), then score its
+            # scaled variants beside the linear ones on the same validation faces.
+            lin = ranked[0]
+            g = find_guided(G, net, spec, start=lin, steps=args.guided_steps, batch=16, layers=lin.config.layers,
+                            keep_free=IMPLIED.get(spec, ()), name="guided", generator=gname, precision="bf16",
+                            progress=False)
+            guided = []
+            for scale in SCALES:
+                name = "guided" if scale == 1.0 else f"guided×{scale:g}"
+                cand = replace_config(g, name=name, strength_range=(-1.5 * scale, 1.5 * scale),
+                                      notes=g.config.notes + f" ({lin.name})")
+                rate = measure_per_unit(G, cand, lambda im, s=spec: scores_from_logits(net, net(im), s),
+                                        samples=128, seed=1)
+                guided.append(replace_config(cand, attribute=spec, per_unit=round(rate, 6)))
+            extra = run_editing_evaluation(["e4e"], guided, n=args.n_val, seed=val_seed, judge=net,
+                                           generator=args.generator, progress=False)
+            rows.update(extra.report["results"]["e4e"])
+            candidates += guided
+            ranked = sorted(candidates, key=lambda d: (-rows[d.name]["success"] * rows[d.name]["kept"],
+                                                       rows[d.name]["dist_gt"]))
         best = ranked[0]
         chosen = (f"; chosen as {best.name} (success × kept on {args.n_val} validation faces, e4e inversion) over "
                   f"{len(ranked) - 1} other candidates")
@@ -138,7 +169,8 @@ def write_card(folder: Path, short: str, what: str, d: stylebridge.Direction, ra
              f"`python scripts/ship_directions.py` ({args.samples:,} sampled w of {args.generator}, labelled by the "
              f"`{args.judge}` heads): method `{c.method}`; {c.notes}.", "",
              f"Candidates (InterFaceGAN / logistic / mean difference on all rows, InterFaceGAN on row ranges, "
-             f"InterFaceGAN conditioned on the other attributes' directions{scaled}) "
+             f"InterFaceGAN conditioned on the other attributes' directions{scaled}; then the best of those refined "
+             f"through the generator and the judge, `find_guided`, at the same scales) "
              f"were scored by the editing evaluation on {args.n_val} validation faces (held-out seeds from "
              f"{HELD_OUT_SEED + 20_000:,}; e4e inversion; `stylebridge.evaluate.editing`). Best five by success × "
              "kept:", "",

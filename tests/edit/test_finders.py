@@ -94,11 +94,24 @@ def test_directions_cli_find_and_show(tmp_path, golden_dir, capsys):
     assert main(["directions", "find", "--generator", gen, "--method", "interfacegan", "--out", str(tmp_path / "x")]) \
         == 2
     assert "needs exactly one of --attribute" in capsys.readouterr().err
+    # guided: InterFaceGAN's direction refined through G and the classifier (a small random one here)
+    from stylebridge.models.domain import DomainNetConfig, DomainNetwork
+    from stylebridge.train.domain_net import synthfaces_heads
+
+    torch.manual_seed(0)
+    DomainNetwork(DomainNetConfig(resolution=32, widths=(8, 8, 16, 16), embed_dim=8, heads=synthfaces_heads())
+                  ).save_pretrained(tmp_path / "judge")
+    assert main(["directions", "find", "--generator", gen, "--method", "guided", "--attribute", "yaw",
+                 "--classifier", str(tmp_path / "judge"), "--samples", "400", "--fraction", "0.1", "--steps", "2",
+                 "--layers", "0-3", "--quiet", "--out", str(tmp_path / "guided")]) == 0
+    g = stylebridge.load(tmp_path / "guided", expect=stylebridge.Direction)
+    assert g.config.method == "guided" and g.vector.shape == (8, 64) and g.config.attribute == "yaw"
+    assert g.config.per_unit != 0 and float(g.vector[4:].abs().max()) == 0
 
 
 def test_measure_per_unit_and_strength_for(G):
     """The rate of a score along a direction: opposite for the opposite direction, zero for a zero vector; and
-    strength_for turns a wanted change into a strength with it (clamped to twice the suggested range)."""
+    strength_for turns a wanted change into a strength with it (clamped to the suggested range)."""
     from stylebridge.edit.finders import measure_per_unit
     from stylebridge.models.direction import Direction
 
@@ -116,4 +129,29 @@ def test_measure_per_unit_and_strength_for(G):
     with pytest.raises(ValueError, match="no measured per-unit"):
         up.strength_for(0.5)
     up.config = type(up.config)(**{**up.config.to_dict(), "per_unit": 0.25})
-    torch.testing.assert_close(up.strength_for(torch.tensor([0.5, -0.25, 10.0])), torch.tensor([2.0, -1.0, 4.0]))
+    torch.testing.assert_close(up.strength_for(torch.tensor([0.5, -0.25, 10.0])), torch.tensor([2.0, -1.0, 2.0]))
+
+
+def test_guided_direction_moves_its_attribute_and_stays_in_its_rows(G):
+    """find_guided on a small generator and a random classifier: the direction it returns lives on the rows it was
+    given, and moves the classifier's score the way it was asked far more than its random start did."""
+    from stylebridge.edit.finders import find_guided, measure_per_unit, scores_from_logits
+    from stylebridge.models.domain import DomainNetConfig, DomainNetwork
+    from stylebridge.train.domain_net import synthfaces_heads
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    net = DomainNetwork(DomainNetConfig(resolution=32, widths=(8, 8, 16, 16), embed_dim=8,
+                                        heads=synthfaces_heads())).eval()
+
+    def score(images: torch.Tensor) -> torch.Tensor:
+        return scores_from_logits(net, net(images), "smile")
+
+    start = find_guided(G, net, "smile", steps=1, lr=1e-9, layers="0-3", seed=1, progress=False)
+    d = find_guided(G, net, "smile", steps=40, batch=8, lr=0.05, layers="0-3", seed=1, progress=False,
+                    keep_weight=0.1, identity_weight=0.1)
+    assert d.vector.shape == (G.num_ws, G.w_dim) and d.config.layers == (0, 1, 2, 3)
+    assert float(d.vector[4:].abs().max()) == 0 and d.config.method == "guided"
+    moved = abs(measure_per_unit(G, d, score, samples=16, seed=7))
+    before = abs(measure_per_unit(G, start, score, samples=16, seed=7))
+    assert moved > 5 * before, (moved, before)

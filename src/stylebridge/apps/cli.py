@@ -410,7 +410,8 @@ def _cmd_directions_find(args: argparse.Namespace) -> int:
     found = find_direction(args.generator, args.method, attribute=args.attribute, labels_csv=args.labels_csv,
                            classifier=args.classifier, samples=args.samples, fraction=args.fraction,
                            conditions=args.condition, layers=args.layers, component=args.component,
-                           components=args.components, seed=args.seed, name=args.name, progress=not args.quiet)
+                           components=args.components, seed=args.seed, name=args.name, steps=args.steps,
+                           progress=not args.quiet)
     found.save_pretrained(args.out)
     c = found.config
     what = f"{c.num_components} GANSpace components" if hasattr(c, "num_components") else (
@@ -625,7 +626,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="what", required=True)
     dfd = di.add_parser("find", help="find a direction (InterFaceGAN, mean difference, GANSpace, SeFa) on a generator")
     dfd.add_argument("--generator", required=True, help="generator: checkpoint, native folder or shipped name")
-    dfd.add_argument("--method", required=True, choices=("interfacegan", "logistic", "meandiff", "ganspace", "sefa"))
+    dfd.add_argument("--method", required=True,
+                     choices=("interfacegan", "logistic", "meandiff", "guided", "ganspace", "sefa"),
+                     help="guided: InterFaceGAN's direction refined through the generator and the classifier so "
+                          "that the other attributes stay (per-row W+)")
     dfd.add_argument("--attribute", default=None,
                      help="supervised methods: an attribute of the classifier, e.g. smile, glasses, "
                           "hair_color=blonde:black")
@@ -639,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     dfd.add_argument("--layers", default=None, help="W+ rows the direction moves: all, a-b or a,b,c")
     dfd.add_argument("--component", type=non_negative_int, default=0, help="sefa: eigenvector index (0: largest)")
     dfd.add_argument("--components", type=positive_int, default=32, help="ganspace: components kept")
+    dfd.add_argument("--steps", type=positive_int, default=150, help="guided: optimisation steps (default 150)")
     dfd.add_argument("--seed", type=non_negative_int, default=0)
     dfd.add_argument("--name", default=None)
     dfd.add_argument("--out", required=True, help="output folder (native: config.json + model.safetensors)")

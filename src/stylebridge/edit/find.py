@@ -13,6 +13,7 @@ import torch
 from stylebridge.edit.finders import (
     attribute_scores,
     find_ganspace,
+    find_guided,
     find_supervised,
     generator_digest,
     labels_from_csv,
@@ -28,20 +29,24 @@ from stylebridge.models.domain import DomainNetwork
 
 __all__ = ["FIND_METHODS", "find_direction"]
 
-FIND_METHODS = ("interfacegan", "logistic", "meandiff", "ganspace", "sefa")
+FIND_METHODS = ("interfacegan", "logistic", "meandiff", "guided", "ganspace", "sefa")
 
 
 def find_direction(generator: str | os.PathLike, method: str, *, attribute: str | None = None,
                    labels_csv: str | os.PathLike | None = None, classifier: str | os.PathLike = "synthfaces-domain",
                    samples: int = 20_000, fraction: float = 0.02, conditions: Sequence[str | os.PathLike] = (),
                    layers: str | None = None, component: int = 0, components: int = 32, seed: int = 0,
-                   name: str | None = None, progress: bool = True) -> Direction | GanSpaceComponents:
+                   name: str | None = None, steps: int = 150, precision: str = "auto",
+                   progress: bool = True) -> Direction | GanSpaceComponents:
     """Find a direction on ``generator`` (path or shipped name).
 
     * interfacegan / logistic / meandiff: ``attribute`` scored by ``classifier`` (a domain network: the shipped
       synthfaces-domain or the user's) on ``samples`` rendered w, or ``labels_csv`` (seed,label rows) instead;
       ``conditions``: direction files whose attributes must stay unchanged.
     * ganspace: the PCA components of ``samples`` w (a `GanSpaceComponents`; pick one with ``.direction(k)``).
+    * guided: the interfacegan direction, refined for ``steps`` through the generator and the classifier
+      (`edit.finders.find_guided`: the attribute moves, the classifier's other heads and identity stay); needs
+      ``attribute``. ``precision``: the generator's autocast there ("auto": bf16 where the CPU has it fast).
     * sefa: eigenvector ``component`` of the modulation weights of ``layers`` (default "all").
     """
     if method not in FIND_METHODS:
@@ -64,10 +69,18 @@ def find_direction(generator: str | os.PathLike, method: str, *, attribute: str 
         scores = render_scores(G, w, lambda im: attribute_scores(net, im.to(torch.float32), attribute),
                                progress=progress)
         label_text = f"{Path(str(classifier)).name}:{attribute}"
+    if method == "guided" and attribute is None:
+        raise ValueError("method guided needs --attribute (it optimises through the classifier's heads)")
     conds = [load(c, expect=Direction) for c in conditions]
-    d = find_supervised(w, scores, method, fraction=fraction, conditions=conds,
+    d = find_supervised(w, scores, "interfacegan" if method == "guided" else method, fraction=fraction,
+                        conditions=conds,
                         name=name or (attribute or Path(str(labels_csv)).stem).split("=")[0],
                         labels=label_text, generator=gname, layers=layers, seed=seed)
+    if method == "guided":
+        from stylebridge.core.device import resolve_precision
+
+        d = find_guided(G, net, attribute, start=d, steps=steps, layers=layers, name=d.name, generator=gname,
+                        seed=seed, precision=resolve_precision(precision, G.w_avg.device), progress=progress)
     if attribute is not None:
         # How fast the classifier's score moves along it, on faces apart from the ones it was found on: lets an
         # edit ask for an amount of change (Direction.strength_for) and the editing evaluation set strengths.

@@ -66,7 +66,8 @@ def _cat(name: str, value: str) -> int:
 class EditTask:
     """What editing ``attribute`` means on a face whose true attributes are known.
 
-    Continuous: to ``high`` when the face's value is below ``pivot``, else to ``low``. Categorical: a face at
+    Continuous: upwards when the face's value is below ``pivot``, else downwards — by ``delta`` (clamped to
+    [``low``, ``high``]) when it is set, else to ``high`` / ``low``. Categorical: a face at
     category ``off`` goes to ``on`` (a category; None: whichever the direction draws, taken as the judge's most
     frequent reading of the edits), any other face goes to ``off``.
     ``applies``: which faces the edit means something for (hair colour needs hair). ``implies``: attributes the edit
@@ -76,6 +77,7 @@ class EditTask:
     low: float = 0.1
     high: float = 0.9
     pivot: float = 0.5
+    delta: float | None = None
     off: str | None = None
     on: str | None = None
     applies: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None
@@ -86,10 +88,13 @@ class EditTask:
         return self.off is not None
 
 
+# Edits a user would ask for, within what the domain holds: a frown smiles and a smile frowns by 0.4 (of [0, 1]),
+# a closed mouth opens wide (0.8) and an open one closes (0.1: below 0.3 a mouth is closed), a head turns by 0.3
+# towards the other side; glasses and beards come and go; black hair turns blond and any other black.
 EDIT_TASKS: dict[str, EditTask] = {
-    "smile": EditTask("smile"),
-    "mouth_open": EditTask("mouth_open"),
-    "yaw": EditTask("yaw", low=0.2, high=0.8),
+    "smile": EditTask("smile", low=0.0, high=1.0, delta=0.4),
+    "mouth_open": EditTask("mouth_open", low=0.1, high=0.8, pivot=0.3),
+    "yaw": EditTask("yaw", low=0.0, high=1.0, delta=0.3),
     "glasses": EditTask("glasses", off="none", implies=("glasses_color",)),
     "beard": EditTask("beard", off="none"),
     "hair_color": EditTask("hair_color", off="black", on="blonde",
@@ -158,6 +163,19 @@ def _unchanged(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], 
         b, a = before[name], after[name]
         cols.append(b == a if cat else (a.float() - b.float()).abs() <= KEEP_TOL)
     return torch.stack(cols, dim=1) if cols else torch.ones(len(next(iter(before.values()))), 0, dtype=torch.bool)
+
+
+def _continuous_target(task: EditTask, source: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """[N] target values: ``source ± delta`` clamped to [low, high], or high / low."""
+    if task.delta is None:
+        return torch.where(up, torch.tensor(task.high), torch.tensor(task.low))
+    return torch.where(up, source + task.delta, source - task.delta).clamp(task.low, task.high)
+
+
+def _continuous_text(task: EditTask) -> str:
+    if task.delta is None:
+        return f"{task.attribute} → {task.high} below {task.pivot}, else → {task.low}"
+    return f"{task.attribute} + {task.delta} below {task.pivot}, else − {task.delta} (within [{task.low}, {task.high}])"
 
 
 @dataclass
@@ -292,7 +310,7 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
         for name, (inv, w_plus, recon) in inversions.items():
             pred_r = {k: v[idx] for k, v in _predict(net, recon[idx]).items()}
             if not task.categorical and d.config.per_unit:
-                target = torch.where(up, torch.tensor(task.high), torch.tensor(task.low))
+                target = _continuous_target(task, truth[idx].float(), up)
                 strength = d.strength_for(2 * (target - pred_r[a].float()))  # score units are 2× attribute units
             else:
                 strength = torch.where(up, torch.tensor(hi), torch.tensor(lo))
@@ -313,7 +331,7 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
                 on_value = int(torch.mode(votes).values) if len(votes) else (1 if off == 0 else 0)
             target_vals = torch.where(up, torch.tensor(on_value), torch.tensor(off))
         else:
-            target_vals = torch.where(up, torch.tensor(task.high), torch.tensor(task.low))
+            target_vals = _continuous_target(task, truth[idx].float(), up)
         sub = {k: v[idx] for k, v in attrs.items()}
         gt_attrs = dict(sub)
         gt_attrs[a] = target_vals.to(sub[a].dtype)
@@ -354,7 +372,7 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
                         "dist_gt": float(_pairwise(net.distance, x_dev, gt_dev).mean()),
                         "mse_gt": float((x - gt).square().mean())},
         }
-        target_text = (f"{task.attribute} → {task.high} below {task.pivot}, else → {task.low}" if not task.categorical
+        target_text = (_continuous_text(task) if not task.categorical
                        else f"{task.attribute}: {task.off} → "
                             f"{next(s for s in sf.ATTRIBUTES if s.name == a).choices[on_value]}, others → {task.off}")
         report["directions"][d.name] = {

@@ -152,13 +152,14 @@ class Direction(PretrainedModel):
 
     def strength_for(self, change: float | torch.Tensor) -> torch.Tensor:
         """The strength(s) expected to change the attribute's score (in [-1, 1]) by ``change`` (a number or [N]),
-        from the measured ``per_unit``, clamped to twice the suggested strength range. Raises when the direction
-        has no measured rate."""
+        from the measured ``per_unit``, clamped to the suggested strength range (beyond it edits leave the
+        distribution the generator was trained on and faces break up). Raises when the direction has no measured
+        rate."""
         if not self.config.per_unit:
             raise ValueError(f"direction {self.name!r} has no measured per-unit change (per_unit = 0): give a strength")
         lo, hi = self.config.strength_range
         s = torch.as_tensor(change, dtype=torch.float32) / self.config.per_unit
-        return s.clamp(2 * lo, 2 * hi)
+        return s.clamp(lo, hi)
 
     def forward(self, latents: torch.Tensor, strength: float | torch.Tensor = 1.0) -> torch.Tensor:
         return self.apply(latents, strength)
