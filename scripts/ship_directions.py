@@ -117,6 +117,7 @@ def main() -> None:
             lin = ranked[0]
             g = find_guided(G, net, spec, start=lin, steps=args.guided_steps, batch=16, layers=lin.config.layers,
                             keep_free=IMPLIED.get(spec, ()), name="guided", generator=gname, precision="bf16",
+                            labels=f"{args.judge}:{spec}",
                             progress=False)
             guided = []
             for scale in SCALES:
@@ -129,6 +130,7 @@ def main() -> None:
             extra = run_editing_evaluation(["e4e"], guided, n=args.n_val, seed=val_seed, judge=net,
                                            generator=args.generator, progress=False)
             rows.update(extra.report["results"]["e4e"])
+            result.report["reference"].update(extra.report["reference"])
             candidates += guided
             ranked = sorted(candidates, key=lambda d: (-rows[d.name]["success"] * rows[d.name]["kept"],
                                                        rows[d.name]["dist_gt"]))
@@ -159,8 +161,9 @@ def write_card(folder: Path, short: str, what: str, d: stylebridge.Direction, ra
     ref = report["reference"][ranked[0].name]
     scaled = ", each at 0.6 / 1 / 1.5 × its strength range" if any("×" in r.name for r in ranked) else ""
     lines = [f"# {args.generator}-{short} — editing direction: {what}", "",
-             f"`stylebridge.load(\"{args.generator}-{short}\")` or `--direction {short}` → `Direction` (a unit "
-             f"vector in W, {c.w_dim}-d), applied to W+ rows {list(c.layers) if c.layers else 'all'}; suggested "
+             f"`stylebridge.load(\"{args.generator}-{short}\")` or `--direction {short}` → `Direction` ("
+             + (f"a per-row W+ offset, {c.num_ws} × {c.w_dim}" if c.num_ws else f"a unit vector in W, {c.w_dim}-d")
+             + f"), applied to W+ rows {list(c.layers) if c.layers else 'all'}; suggested "
              f"strengths "
              f"{c.strength_range[0]} … {c.strength_range[1]}. It edits `{c.attribute}` as the synthfaces-domain "
              f"heads read it: {c.per_unit:+.4f} of the score (in [-1, 1]) per unit strength, measured on 128 "

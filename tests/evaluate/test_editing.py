@@ -36,7 +36,11 @@ def test_a_zero_direction_keeps_everything(psp):
     successes and the unedited inputs as failures."""
     zero_smile = _direction("nothing-smile", "smile", per_unit=0.1)
     zero_glasses = _direction("nothing-glasses", "glasses")
-    result = run_editing_evaluation([psp], [zero_smile, zero_glasses], n=8, progress=False, examples=2)
+    zero_hair = _direction("nothing-hair", "hair_color=blonde:black")  # only faces with hair: a subset
+    result = run_editing_evaluation([psp], [zero_smile, zero_glasses, zero_hair], n=8, seed=HELD_OUT_SEED + 4,
+                                    progress=False, examples=2)
+    hair = result.report["results"]["psp"]["nothing-hair"]
+    assert hair["faces"] == 7 and hair["kept"] == 1.0  # seed HELD_OUT_SEED + 9 is bald
     rep = result.report
     for name in ("nothing-smile", "nothing-glasses"):
         row = rep["results"]["psp"][name]

@@ -80,6 +80,7 @@ def find_direction(generator: str | os.PathLike, method: str, *, attribute: str 
         from stylebridge.core.device import resolve_precision
 
         d = find_guided(G, net, attribute, start=d, steps=steps, layers=layers, name=d.name, generator=gname,
+                        labels=label_text,
                         seed=seed, precision=resolve_precision(precision, G.w_avg.device), progress=progress)
     if attribute is not None:
         # How fast the classifier's score moves along it, on faces apart from the ones it was found on: lets an

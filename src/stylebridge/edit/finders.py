@@ -335,7 +335,8 @@ def _head_change(net: DomainNetwork, before: torch.Tensor, after: torch.Tensor, 
 def find_guided(G: StyleGAN2Generator, net: DomainNetwork, spec: str, start: Direction | None = None,
                 steps: int = 300, batch: int = 16, change: float = 1.0, keep_weight: float = 1.0,
                 identity_weight: float = 1.0, lr: float = 0.01, layers: str | Sequence[int] | None = None,
-                keep_free: Sequence[str] = (), name: str = "direction", generator: str = "", seed: int = 0,
+                keep_free: Sequence[str] = (), name: str = "direction", generator: str = "", labels: str = "",
+                seed: int = 0,
                 precision: str = "fp32", progress: bool = True) -> Direction:
     """A per-row W+ direction optimised through the generator and the classifier: each sampled face is edited by
     ``±d`` towards the other side of the attribute (``+d`` where its score, `attribute_scores` in [-1, 1], is
@@ -403,7 +404,7 @@ def find_guided(G: StyleGAN2Generator, net: DomainNetwork, spec: str, start: Dir
     vec = (d * mask).detach().cpu()
     return Direction.from_vector(vec[None], name=name, layers=tuple(rows) if layers is not None else None,
                                  strength_range=(-1.5, 1.5), method="guided", generator=generator,
-                                 labels=f"{type(net).__name__}:{spec}",
+                                 labels=labels or f"{type(net).__name__}:{spec}",
                                  notes=f"{steps} steps × {batch} sampled faces, change {change}, keep weight "
                                        f"{keep_weight}, identity weight {identity_weight}, lr {lr}"
                                        + (f", started from {start.config.method}" if start is not None else ""))

@@ -308,7 +308,7 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
         edits: dict[str, torch.Tensor] = {}
         preds: dict[str, dict[str, torch.Tensor]] = {}
         for name, (inv, w_plus, recon) in inversions.items():
-            pred_r = {k: v[idx] for k, v in _predict(net, recon[idx]).items()}
+            pred_r = _predict(net, recon[idx])
             if not task.categorical and d.config.per_unit:
                 target = _continuous_target(task, truth[idx].float(), up)
                 strength = d.strength_for(2 * (target - pred_r[a].float()))  # score units are 2× attribute units
