@@ -113,10 +113,10 @@ def curve(args: argparse.Namespace) -> None:
 
     inverters = [make_inverter("psp"), make_inverter("e4e")]
     for steps in args.curve_steps:
-        inverters.append(make_inverter("optimize", steps=steps, precision=args.curve_precision,
-                                       name=f"optimize@{steps}"))
-        inverters.append(make_inverter("optimize-e4e", steps=steps, precision=args.curve_precision,
-                                       name=f"optimize-e4e@{steps}"))
+        for kind in ("optimize", "optimize-e4e"):
+            inv = make_inverter(kind, steps=steps, precision=args.curve_precision)
+            inv.name = f"{kind}@{steps}"  # one row per setting in the report
+            inverters.append(inv)
     directions = shipped_directions("synthfaces-64")
     if not directions:
         raise SystemExit("no shipped synthfaces-64 directions")

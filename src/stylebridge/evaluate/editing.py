@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from stylebridge.core.atomic import atomic_write_text
+from stylebridge.core.atomic import atomic_write, atomic_write_text
 from stylebridge.core.device import pick_device
 from stylebridge.core.seeds import HELD_OUT_SEED
 from stylebridge.data import synthfaces as sf
@@ -495,11 +495,17 @@ def _examples_grid(result: EditingResult, path: Path) -> None:
     grid = torch.cat(rows)  # [rows * cols, 3, R, R]
     ncols = len(next(iter(result.examples.values())))
     save_image(make_grid(grid, ncols), path)
+    # a 256-colour palette: a quarter of the RGB file, no visible change at this size
+    from PIL import Image
+
+    img = Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+    atomic_write(path, lambda p: img.save(p, format="PNG", optimize=True))
 
 
 def write_editing_report(result: EditingResult, out: str | os.PathLike) -> dict[str, Path]:
-    """report.json, report.md, tradeoff.png (the scatter plot) and examples.png (per direction, rows of faces:
-    input, ground truth, each inverter's edit) into ``out``; returns name → path."""
+    """report.json, report.md, tradeoff.png (the scatter plot) and examples.png (per direction in the report's
+    order, ``examples`` rows of faces; columns: input, ground truth, each inverter's edit) into ``out``; returns
+    name → path."""
     from stylebridge.evaluate.report import prepare_out_dir
 
     out = prepare_out_dir(out)
