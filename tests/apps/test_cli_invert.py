@@ -116,8 +116,8 @@ def test_edit_optimize_layers_and_ganspace(tmp_path, faces, direction) -> None:
 
 def test_edit_errors(tmp_path, faces, direction, capsys) -> None:
     base = ["edit", "--images", str(faces), "--inverter", "e4e", "--out", str(tmp_path / "x"), "--quiet"]
-    assert main([*base, "--direction", "smile", "--strength", "-3,3"]) == 2
-    assert "smile: no such direction file or folder, and not a shipped direction (shipped directions: " \
+    assert main([*base, "--direction", "frown", "--strength", "-3,3"]) == 2
+    assert "frown: no such direction file or folder, and not a shipped direction (shipped: " \
         in capsys.readouterr().err
     assert main([*base, "--direction", str(direction), "--strength", "1,x"]) == 2
     assert "argument --strength: '1,x' is not a list of numbers" in capsys.readouterr().err

@@ -699,7 +699,8 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--inverter", required=True, choices=methods)
     ed.add_argument("--direction", required=True,
                     help="a direction file or folder (native, e4e InterFaceGAN .pt, InterFaceGAN .npy, GANSpace .pt "
-                         "with --component) or a shipped direction's name")
+                         "with --component) or a shipped direction's name (synthfaces-64: smile, mouth_open, yaw, "
+                         "glasses, beard, blond_hair)")
     ed.add_argument("--strength", required=True, metavar="S1,S2,…", type=number_list,
                     help="strengths, comma separated, e.g. -3,0,3 (one image per strength)")
     ed.add_argument("--layers", default=None, metavar="A-B",
