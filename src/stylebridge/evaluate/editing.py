@@ -442,7 +442,11 @@ def editing_report_markdown(report: dict[str, Any]) -> str:
               "side; kept: (face, other reliable attribute) pairs unchanged (±0.1 / same category) between the "
               "reconstruction and the edit; identity: judge similarity of edit and input; dist/MSE to GT: to the "
               "ground-truth edited render. Reference rows: the judge on the true edits (its own accuracy and noise "
-              "floor) and the unedited input."]
+              "floor) and the unedited input.", "",
+              "Files: `tradeoff.png` (reconstruction distance vs distance to the ground-truth edit; big markers: the "
+              "mean over directions, small: each direction), `examples.png` (for each direction in the order above, "
+              f"the first faces it applies to, one per row; columns: input, ground truth, "
+              f"{', '.join(report['results'])})."]
     return "\n".join(lines) + "\n"
 
 
