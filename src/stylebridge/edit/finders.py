@@ -138,14 +138,8 @@ def attribute_scores(net: DomainNetwork, images: torch.Tensor, spec: str) -> tor
 def scores_from_logits(net: DomainNetwork, logits: torch.Tensor, spec: str) -> torch.Tensor:
     """`attribute_scores` from the network's raw head outputs [N, head_size] (one forward, many attributes)."""
     name, pos, neg = parse_attribute(net, spec)
-    start = 0
-    for head, k in net.config.heads:
-        if head == name:
-            break
-        start += k
-    k = dict(net.config.heads)[name]
-    chunk = logits[:, start : start + k].float()
-    if k == 1:
+    chunk = logits[:, _head_slices(net)[name]].float()
+    if chunk.shape[1] == 1:
         return torch.sigmoid(chunk[:, 0]) * 2 - 1
     p = chunk.softmax(dim=1)
     p_pos = p[:, pos] if pos is not None else 1 - p[:, neg]
@@ -347,7 +341,7 @@ def find_guided(G: StyleGAN2Generator, net: DomainNetwork, spec: str, start: Dir
     (InterFaceGAN) pick up whatever correlates with the attribute in the samples, this penalises it.
 
     Args:
-        start: the initial direction (e.g. InterFaceGAN's normal; default zeros, then a small random start).
+        start: the initial direction (e.g. InterFaceGAN's normal; default: a small random one).
         layers: W+ rows it may move (others stay 0); None: all.
         keep_free: heads allowed to change besides the attribute (e.g. glasses_color with glasses).
         precision: the generator under autocast ("bf16" on CPUs with fast bf16).
@@ -363,7 +357,6 @@ def find_guided(G: StyleGAN2Generator, net: DomainNetwork, spec: str, start: Dir
     mask[list(rows)] = 1
     dev = G.w_avg.device
     gen = torch.Generator().manual_seed(seed)
-    init = torch.zeros(G.num_ws, G.w_dim)
     if start is not None:
         v = start.vector.float().cpu()
         init = (v if v.ndim == 2 else v.expand(G.num_ws, -1)) * max(start.config.strength_range[1], 1e-3)
@@ -381,8 +374,8 @@ def find_guided(G: StyleGAN2Generator, net: DomainNetwork, spec: str, start: Dir
             wp = G.broadcast_ws(G.map(z))
             with autocast(dev, precision):
                 img0 = G.synthesize(wp, noise_mode="const").float().clamp(-1, 1)
-            logits0 = net(img0).float()
-            emb0 = net.pooled(img0)[1]
+            feats0, emb0 = net.head_features(img0)  # one trunk pass for the logits and the embedding
+            logits0 = net.head(feats0).float()
             score0 = scores_from_logits(net, logits0, spec)
             sign = torch.where(score0 < 0, 1.0, -1.0)
             target = (score0 + sign * change).clamp(-0.95, 0.95)

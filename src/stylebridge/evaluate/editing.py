@@ -119,10 +119,6 @@ def _task_for(direction: Direction) -> EditTask:
     return EDIT_TASKS[base]
 
 
-def _values(pred: dict[str, torch.Tensor], name: str) -> torch.Tensor:
-    return pred[name].float().cpu()
-
-
 @torch.no_grad()
 def _predict(judge: DomainNetwork, images: torch.Tensor, batch: int = 250) -> dict[str, torch.Tensor]:
     out: dict[str, list[torch.Tensor]] = {}
@@ -198,6 +194,13 @@ class _ContinuousSuccess:
         return (p.float() - self.mid) * self.sign > 0
 
 
+def _render_faces(attrs: dict[str, torch.Tensor], resolution: int, chunk: int = 250) -> torch.Tensor:
+    """synthfaces renders [N, 3, R, R] of ``attrs`` (per-face tensors), ``chunk`` faces at a time."""
+    n = len(next(iter(attrs.values())))
+    return torch.cat([sf.render({k: v[s : s + chunk] for k, v in attrs.items()}, resolution,
+                                outputs=("image",))["image"] for s in range(0, n, chunk)])
+
+
 @torch.no_grad()
 def _render(inv: Inverter, w_plus: torch.Tensor, batch: int = 100) -> torch.Tensor:
     return torch.cat([inv.render(w_plus[s : s + batch]).clamp(-1, 1).cpu() for s in range(0, len(w_plus), batch)])
@@ -252,8 +255,7 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
     res = sizes.pop()
     seeds = list(range(seed, seed + n))
     attrs = sf.sample_attributes(seeds)
-    images = torch.cat([sf.render({k: v[s : s + 250] for k, v in attrs.items()}, res, outputs=("image",))["image"]
-                        for s in range(0, n, 250)])
+    images = _render_faces(attrs, res)
     pred_x = _predict(net, images)
     trusted = _trusted(pred_x, attrs)
 
@@ -270,7 +272,9 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
     out_examples: dict[str, dict[str, torch.Tensor]] = {}
 
     # 1. Invert every face with every inverter (timed), keeping codes and reconstructions.
+    # The judge's reading of each reconstruction is shared by every direction: read once.
     inversions: dict[str, tuple[Inverter, torch.Tensor, torch.Tensor]] = {}
+    pred_recon: dict[str, dict[str, torch.Tensor]] = {}
     for name, inv in built.items():
         codes, recons, seconds = [], [], 0.0
         for s in tqdm(range(0, n, batch), desc=f"invert {name}", unit="batch", disable=not progress):
@@ -283,6 +287,7 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
         if recon.shape[-1] != images.shape[-1]:
             raise ValueError(f"{name}: renders {recon.shape[-1]} px but the faces are {images.shape[-1]} px")
         inversions[name] = (inv, w_plus, recon)
+        pred_recon[name] = _predict(net, recon)
         report["inverters"][name] = {
             "recon_mse": float((recon - images).square().mean()),
             "recon_dist": float(_pairwise(net.distance, recon.to(dev), images.to(dev)).mean()),
@@ -307,8 +312,8 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
         rows: dict[str, dict[str, Any]] = {}
         edits: dict[str, torch.Tensor] = {}
         preds: dict[str, dict[str, torch.Tensor]] = {}
-        for name, (inv, w_plus, recon) in inversions.items():
-            pred_r = _predict(net, recon[idx])
+        for name, (inv, w_plus, _) in inversions.items():
+            pred_r = {k: v[idx] for k, v in pred_recon[name].items()}
             if not task.categorical and d.config.per_unit:
                 target = _continuous_target(task, truth[idx].float(), up)
                 strength = d.strength_for(2 * (target - pred_r[a].float()))  # score units are 2× attribute units
@@ -318,7 +323,7 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
             edits[name] = edited
             preds[name] = _predict(net, edited)
             keep = _unchanged(pred_r, preds[name], others)
-            rows[name] = {"keep": keep, "pred_r": pred_r, "strength": strength}
+            rows[name] = {"keep": keep, "strength": strength}
 
         # the ground truth: categorical "on" without a fixed category takes the judge's commonest reading of edits
         on_value = None
@@ -335,8 +340,7 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
         sub = {k: v[idx] for k, v in attrs.items()}
         gt_attrs = dict(sub)
         gt_attrs[a] = target_vals.to(sub[a].dtype)
-        gt = torch.cat([sf.render({k: v[s : s + 250] for k, v in gt_attrs.items()}, images.shape[-1],
-                                  outputs=("image",))["image"] for s in range(0, len(idx), 250)])
+        gt = _render_faces(gt_attrs, res)
         x = images[idx]
         pred_gt = _predict(net, gt)
         pred_xi = {k: v[idx] for k, v in pred_x.items()}
@@ -385,13 +389,9 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
     return EditingResult(report, out_examples)
 
 
-def _fmt(v: float | None, digits: int = 3) -> str:
-    return "—" if v is None else f"{v:.{digits}f}"
-
-
 def editing_report_markdown(report: dict[str, Any]) -> str:
-    """The report as Markdown: per direction a table (inverters and the reference rows × scores), then the
-    inverters' reconstruction and speed, and a summary averaged over directions."""
+    """The report as Markdown: a summary averaged over directions (with the inverters' reconstruction and speed),
+    then per direction a table (inverters and the reference rows × scores)."""
     c = report["config"]
     judge = c["judge"]
     lines = [f"# Editing against ground truth — {c['generator']}, n = {c['n']} held-out faces (seeds {c['seed']}…)",
@@ -486,7 +486,9 @@ def _tradeoff_plot(report: dict[str, Any], path: Path) -> None:
 
 
 def _examples_grid(result: EditingResult, path: Path) -> None:
-    from stylebridge.core.imageio import make_grid, save_image
+    from PIL import Image
+
+    from stylebridge.core.imageio import make_grid, to_uint8
 
     rows = []
     for per in result.examples.values():
@@ -498,11 +500,8 @@ def _examples_grid(result: EditingResult, path: Path) -> None:
         return
     grid = torch.cat(rows)  # [rows * cols, 3, R, R]
     ncols = len(next(iter(result.examples.values())))
-    save_image(make_grid(grid, ncols), path)
     # a 256-colour palette: a quarter of the RGB file, no visible change at this size
-    from PIL import Image
-
-    img = Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+    img = Image.fromarray(to_uint8(make_grid(grid, ncols)[None])[0]).quantize(256, method=Image.Quantize.MEDIANCUT)
     atomic_write(path, lambda p: img.save(p, format="PNG", optimize=True))
 
 

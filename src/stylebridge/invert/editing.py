@@ -40,39 +40,38 @@ logger = logging.getLogger("stylebridge.invert")
 _DIRECTION_TYPES = ("direction", "ganspace-components")
 
 
+def _shipped_configs() -> dict[str, dict]:
+    """Shipped name → its config.json, for the directions (and GANSpace component sets) shipped here."""
+    out = {}
+    for name in registry.names():
+        try:
+            doc = json.loads((registry.WEIGHTS_DIR / name / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if doc.get("model_type") in _DIRECTION_TYPES:
+            out[name] = doc.get("config", {})
+    return out
+
+
 def shipped_directions(generator: str | None = None) -> list[str]:
     """Names of the directions (and GANSpace component sets) shipped with this installation; with ``generator``
     (a shipped generator's name) only its own (named ``{generator}-{short name}``)."""
-    out = []
-    for name in registry.names():
-        if generator is not None and not name.startswith(f"{generator}-"):
-            continue
-        try:
-            kind = json.loads((registry.WEIGHTS_DIR / name / "config.json").read_text()).get("model_type")
-        except (OSError, ValueError):
-            continue
-        if kind in _DIRECTION_TYPES:
-            out.append(name)
-    return out
+    return [name for name in _shipped_configs() if generator is None or name.startswith(f"{generator}-")]
 
 
-def _short_names() -> dict[str, list[str]]:
+def _short_names(configs: dict[str, dict]) -> dict[str, list[str]]:
     """Short name (the direction's own ``config.name``, e.g. "smile") → shipped names that carry it."""
     out: dict[str, list[str]] = {}
-    for name in shipped_directions():
-        try:
-            short = json.loads((registry.WEIGHTS_DIR / name / "config.json").read_text())["config"].get("name")
-        except (OSError, ValueError, KeyError):
-            continue
-        if short:
-            out.setdefault(short, []).append(name)
+    for name, cfg in configs.items():
+        if cfg.get("name"):
+            out.setdefault(cfg["name"], []).append(name)
     return out
 
 
-def _by_short_name(spec: str, generator: StyleGAN2Generator | None) -> str | None:
+def _by_short_name(spec: str, configs: dict[str, dict], generator: StyleGAN2Generator | None) -> str | None:
     """The shipped direction a short name means: the only one with that name, or the one found on ``generator``
     (by weights' digest) when several generators ship one."""
-    names = _short_names().get(spec, [])
+    names = _short_names(configs).get(spec, [])
     if len(names) <= 1:
         return names[0] if names else None
     if generator is not None:
@@ -80,8 +79,7 @@ def _by_short_name(spec: str, generator: StyleGAN2Generator | None) -> str | Non
 
         digest = generator_digest(generator).split("sha256 ")[-1].rstrip(")")
         for name in names:
-            cfg = json.loads((registry.WEIGHTS_DIR / name / "config.json").read_text())["config"]
-            if digest in cfg.get("generator", ""):
+            if digest in configs[name].get("generator", ""):
                 return name
     raise ValueError(f"direction {spec!r} is shipped for several generators ({', '.join(names)}): name one")
 
@@ -96,14 +94,16 @@ def resolve_direction(direction: Direction | GanSpaceComponents | str | os.PathL
     one-line `FileNotFoundError` listing the shipped directions."""
     if isinstance(direction, (str, os.PathLike)):
         spec = str(direction)
-        if not Path(spec).exists() and spec not in shipped_directions():
-            short = _by_short_name(spec, generator)
-            if short is None:
-                raise FileNotFoundError(
-                    f"{spec}: no such direction file or folder, and not a shipped direction (shipped: "
-                    f"{', '.join(sorted(_short_names())) or 'none yet'}; full names: "
-                    f"{', '.join(shipped_directions()) or 'none'})")
-            spec = short
+        if not Path(spec).exists():
+            configs = _shipped_configs()
+            if spec not in configs:
+                short = _by_short_name(spec, configs, generator)
+                if short is None:
+                    raise FileNotFoundError(
+                        f"{spec}: no such direction file or folder, and not a shipped direction (shipped: "
+                        f"{', '.join(sorted(_short_names(configs))) or 'none yet'}; full names: "
+                        f"{', '.join(configs) or 'none'})")
+                spec = short
         from stylebridge.formats.loading import load
 
         direction = load(spec, expect=(Direction, GanSpaceComponents))

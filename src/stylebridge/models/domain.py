@@ -172,6 +172,7 @@ class DomainNetwork(PretrainedModel):
 
     def head_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs of the attribute heads [N, head_inputs], unit-norm embedding [N, embed_dim])."""
+        x = self._prepare(x)  # resized once for the trunk and the regions (the trunk's own call is then a no-op)
         last = self._trunk(x)[-1]
         pooled = last.mean(dim=(2, 3))
         emb = F.normalize(self.embed(pooled), dim=1)
@@ -179,7 +180,7 @@ class DomainNetwork(PretrainedModel):
         if self.config.head_spatial:
             parts.append(F.adaptive_avg_pool2d(last, self.config.head_spatial).flatten(1))
         if self.config.regions:
-            parts += self._region_features(self._prepare(x))
+            parts += self._region_features(x)
         return torch.cat(parts, dim=1), emb
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
