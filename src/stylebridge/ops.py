@@ -226,7 +226,8 @@ def modulated_conv2d(
 
     Args:
         x: input activations [N, I, H, W] (NCHW or channels_last).
-        weight: [O, I, k, k] as stored; the effective weight is ``weight * weight_gain``.
+        weight: [O, I, k, k] as stored; the effective weight is ``weight * weight_gain``. Per-sample weights
+            [N, O, I, k, k] (a generator tuned per image, PTI) take the grouped path.
         styles: per-sample input-channel scales [N, I] (the affine output; kept in fp32 by the caller), or spatial
             styles [N, I, H, W] — a scale per input pixel, as stylemap generators need. Spatial styles always take
             the "shared" path (scale the input, shared conv); their demodulation coefficients are computed per
@@ -246,7 +247,10 @@ def modulated_conv2d(
         [N, O, H', W'] with H' = H (or 2H when ``up``).
     """
     n, i, h, w = x.shape
-    o, _, kh, kw = weight.shape
+    per_sample = weight.ndim == 5
+    if per_sample and (weight.shape[0] != n or styles.ndim != 2):
+        raise ValueError(f"per-sample weights {tuple(weight.shape)} need {n} samples and [N, I] styles")
+    o, _, kh, kw = weight.shape[-4:]
     if styles.ndim == 4:
         return _modulated_conv2d_spatial(x, weight, styles, weight_gain, weight_sq, demodulate, up, padding,
                                          resample_filter, noise, eps)
@@ -255,26 +259,28 @@ def modulated_conv2d(
     if demodulate:
         # sum_{i,k} (g*w[o,i,k] * s[n,i])^2 = sum_i (g*s[n,i])^2 * sum_k w[o,i,k]^2: an [N,I] x [I,O] product, so
         # the per-sample weights never need a second pass.
-        wsq = weight.square().sum(dim=[2, 3]) if weight_sq is None else weight_sq
+        wsq = weight.square().sum(dim=[-2, -1]) if weight_sq is None else weight_sq  # [O, I] or [N, O, I]
         # In fp32 even under bf16 autocast (as NVlabs under fp16): a product of sums of squares, and any rounding
         # of it scales whole output channels in the forward and the backward pass.
         with torch.autocast(styles.device.type, enabled=False):
             acc = torch.promote_types(styles.dtype, torch.float32)  # fp32, or fp64 for fp64 inputs
-            dcoefs = torch.rsqrt(styles.to(acc).square() @ wsq.to(acc).t() + eps).to(styles.dtype)  # [NO]
+            s2 = styles.to(acc).square()
+            energy = torch.bmm(wsq.to(acc), s2[:, :, None])[:, :, 0] if per_sample else s2 @ wsq.to(acc).t()
+            dcoefs = torch.rsqrt(energy + eps).to(styles.dtype)  # [NO]
     if kh == kw == 1 and not up:
         # 1x1 (ToRGB): a batched matmul; oneDNN's conv is several times slower for so few output channels.
         scale = styles[:, None, :] if dcoefs is None else styles[:, None, :] * dcoefs[:, :, None]  # [NOI]
-        wmat = (weight[None, :, :, 0, 0] * scale).to(x.dtype)  # [NOI]
+        wmat = ((weight[..., 0, 0] if per_sample else weight[None, :, :, 0, 0]) * scale).to(x.dtype)  # [NOI]
         if _memory_format(x) == torch.channels_last:
             out = torch.matmul(x.permute(0, 2, 3, 1), wmat.transpose(1, 2)[:, None]).permute(0, 3, 1, 2)  # NHWO
         else:
             out = torch.bmm(wmat, x.reshape(n, i, h * w)).reshape(n, o, h, w)
         dcoefs = None  # folded into wmat
-    elif resolve_modconv_mode(mode, n):
+    elif resolve_modconv_mode(mode, n) or per_sample:
         scale = styles[:, None, :]  # [N1I]
         if dcoefs is not None:
             scale = scale * dcoefs[:, :, None]  # [NOI]
-        wgt = weight[None] * scale[..., None, None]  # [NOIkk], one pass over the weights
+        wgt = (weight if per_sample else weight[None]) * scale[..., None, None]  # [NOIkk], one pass over the weights
         x = x.reshape(1, n * i, h, w)
         fmt = _memory_format(x)
         if up:

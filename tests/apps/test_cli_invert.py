@@ -125,3 +125,30 @@ def test_edit_errors(tmp_path, faces, direction, capsys) -> None:
     assert "beyond the generator's 10 W+ rows" in capsys.readouterr().err
     assert main([*base, "--direction", str(direction), "--strength", "1", "--component", "1"]) == 2
     assert "component applies to GANSpace" in capsys.readouterr().err
+
+
+def test_invert_and_edit_pti(tmp_path, faces, direction, capsys) -> None:
+    from stylebridge.invert import load_delta
+
+    out = tmp_path / "pti"
+    assert main(["invert", "--method", "pti", "--pivot", "e4e", "--steps", "3", "--rank", "2", "--images",
+                 str(faces), "--out", str(out), "--quiet", "--precision", "bf16"]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 3 inversions (pti)" in printed and "at the pivot ->" in printed and "per second" in printed
+    with safe_open(str(out / "latents" / "f0.safetensors"), "pt") as f:
+        assert f.get_tensor("w_plus").shape == (10, 256) and f.metadata()["pivot"] == "e4e"
+    delta = load_delta(out / "latents" / "f0.safetensors")
+    assert delta.rank == 2 and delta.count == 1
+    ed = tmp_path / "ed"
+    assert main(["edit", "--images", str(faces / "f0.png"), "--inverter", "pti", "--pivot", "e4e", "--steps", "3",
+                 "--direction", str(direction), "--strength", "0,3", "--out", str(ed), "--quiet"]) == 0
+    assert load_delta(ed / "latents" / "f0.safetensors").rank == 8
+    # strength 0 is the tuned generator's reconstruction (the strip's second panel), not the pivot's image
+    strip = _pixels(ed / "strips" / "f0.png")
+    assert np.array_equal(_pixels(ed / "f0_s0.png"), strip[2:66, 2 + 66 : 66 + 66])
+    assert not np.array_equal(_pixels(ed / "f0_s3.png"), _pixels(ed / "f0_s0.png"))
+    # flags of other inverters are refused by name
+    assert main(["invert", "--method", "e4e", "--rank", "2", "--images", str(faces), "--out", str(tmp_path)]) == 2
+    assert "--rank applies to the pti inverter, not e4e" in capsys.readouterr().err
+    assert main(["invert", "--method", "pti", "--n-iters", "2", "--images", str(faces), "--out", str(tmp_path)]) == 2
+    assert "--n-iters applies to the restyle inverter" in capsys.readouterr().err

@@ -157,3 +157,36 @@ def test_torchrun_two_processes_match_one_process(tmp_path, generator):
     a, b = _ckpt(tmp_path / "ddp"), _ckpt(tmp_path / "one")
     for k in a["encoder"]:  # global-batch BatchNorm statistics, global random draws: the same training
         torch.testing.assert_close(a["encoder"][k], b["encoder"][k], atol=1e-4, rtol=1e-4, msg=k)
+
+
+def test_tiny_restyle_e4e_random_iterations_exact_resume_and_init_from_e4e(tmp_path, generator):
+    from stylebridge.models.restyle import ReStyle
+
+    cfg = _cfg("tiny-restyle-e4e.yaml", generator, "log.every=1")
+    model = train_encoder(cfg, tmp_path / "a", progress=False)
+    rows = _log(tmp_path / "a")[1:]
+    iters = [r["iters"] for r in rows]
+    assert all(1 <= k <= 3 for k in iters) and len(set(iters)) > 1  # a random count per step
+    assert all("loss_first" in r and "d_real_loss" in r for r in rows)
+    assert isinstance(model, ReStyle) and model.config.n_iters == 3 and model.config.encoder.in_channels == 6
+    loaded = stylebridge.load(tmp_path / "a" / "model")
+    assert isinstance(loaded, ReStyle) and loaded.base == "e4e"
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        it = loaded.iterate(x)
+        assert len(it.w_plus) == 3 and torch.equal(loaded.encode(x), it.w_plus[-1])
+    # exact resume
+    train_encoder(cfg, tmp_path / "b", progress=False, max_steps_this_run=3)
+    train_encoder(cfg, tmp_path / "b", resume=True, progress=False)
+    a, b = _ckpt(tmp_path / "a"), _ckpt(tmp_path / "b")
+    for k in a["encoder"]:
+        assert torch.equal(a["encoder"][k], b["encoder"][k]), k
+    # a gradual ReStyle-e4e starts from an e4e: its first iteration equals the e4e's codes
+    e4e = train_encoder(_cfg("tiny-e4e.yaml", generator, "optim.steps=2"), tmp_path / "e4e", progress=False)
+    task = EncoderTask(_cfg("tiny-restyle-e4e.yaml", generator, "model.encoder_type=gradual",
+                            f"model.init_from={tmp_path / 'e4e' / 'model'}"))
+    task.setup()
+    restyle = task.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(restyle.step(x, None, None), e4e.eval().encode(x))
+        assert not torch.allclose(restyle.iterate(x, 2).w_plus[-1], e4e.encode(x))

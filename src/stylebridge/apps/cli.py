@@ -138,7 +138,24 @@ def _cmd_evaluate_editing(args: argparse.Namespace, command: str) -> int:
         raise ValueError(f"no shipped directions for {args.generator}: give --directions FILE ...")
     options = {name: {"steps": args.steps, "precision": args.precision} for name in args.inverters
                if name.startswith("optimize")}
-    result = run_editing_evaluation(args.inverters, directions, n=args.n, generator=args.generator,
+    inverters: list = []
+    for spec in args.inverters:
+        base, _, pivot = spec.partition("@")
+        if base != "pti":
+            if pivot:
+                raise ValueError(f"{spec}: only pti takes a pivot (pti@e4e, pti@restyle, pti@optimize-w, …)")
+            inverters.append(spec)
+            continue
+        from stylebridge.invert.base import make_inverter
+
+        inv = make_inverter("pti", pivot=pivot or "optimize-w", steps=args.pti_steps, rank=args.pti_rank,
+                            precision=args.precision,
+                            pivot_options={"steps": args.steps} if pivot.startswith("optimize-w") or not pivot else {})
+        inv.name = spec  # type: ignore[misc]
+        inverters.append(inv)
+        options[spec] = {"pivot": pivot or "optimize-w", "steps": args.pti_steps, "rank": args.pti_rank,
+                         "precision": args.precision}
+    result = run_editing_evaluation(inverters, directions, n=args.n, generator=args.generator,
                                     inverter_options=options, device=args.device, progress=not args.quiet,
                                     **({} if args.seed is None else {"seed": args.seed}))
     result.report["config"]["command"] = command
@@ -160,6 +177,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         parts = ["--editing", "--generator", args.generator, "--inverters", *args.inverters] + (
             ["--directions", *args.directions] if args.directions else []) + [
             "--n", str(args.n), "--steps", str(args.steps), "--precision", args.precision] + (
+            ["--pti-steps", str(args.pti_steps), "--pti-rank", str(args.pti_rank)]
+            if any(i.startswith("pti") for i in args.inverters) else []) + (
             ["--seed", str(args.seed)] if args.seed is not None else []) + ["--out", str(args.out)]
     command = "stylebridge evaluate " + " ".join(shlex.quote(a) for a in parts)
     if args.editing:
@@ -237,10 +256,11 @@ def _run_arch(run: Path) -> str:
         raise FileNotFoundError(f"{path}: not found (is {run} a run folder?)") from None
     if isinstance(doc, dict) and "generator" in doc and "encoder" in doc:
         return "actmap"
-    arch = (doc or {}).get("model", {}).get("arch") if isinstance(doc, dict) else None
+    model = (doc or {}).get("model", {}) if isinstance(doc, dict) else {}
+    arch = model.get("arch") if isinstance(model, dict) else None
     if arch not in ("psp", "e4e"):
         raise ValueError(f"{path}: not an encoder run's config (no model.arch); give --arch")
-    return arch
+    return f"restyle-{arch}" if model.get("restyle") else arch
 
 
 def _cmd_train_encoder(args: argparse.Namespace) -> int:
@@ -249,7 +269,8 @@ def _cmd_train_encoder(args: argparse.Namespace) -> int:
         overrides.append(f"optim.steps={args.steps}")
     if args.arch is None:
         if not args.resume:
-            raise ValueError("--arch is required (psp, e4e or actmap) unless --resume names a run")
+            raise ValueError("--arch is required (psp, e4e, restyle-psp, restyle-e4e or actmap) unless --resume "
+                             "names a run")
         args.arch = _run_arch(Path(args.resume))
     if args.arch == "actmap":
         from stylebridge.train.actmap import load_actmap_config as load_cfg
@@ -264,7 +285,8 @@ def _cmd_train_encoder(args: argparse.Namespace) -> int:
         from stylebridge.train.encoder import load_encoder_config as load_cfg
         from stylebridge.train.encoder import train_encoder as train
 
-        overrides.append(f"model.arch={args.arch}")
+        overrides.append(f"model.arch={args.arch.removeprefix('restyle-')}")
+        overrides.append(f"model.restyle={str(args.arch.startswith('restyle-')).lower()}")
         if args.generator:
             overrides.append(f"model.generator={args.generator}")
         if args.task:
@@ -336,11 +358,38 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
 
 def _inverter_options(args: argparse.Namespace) -> dict:
-    """invert / edit flags → inverter options (optimisation flags refused for the encoders, naming the flag)."""
+    """invert / edit flags → inverter options (flags of other inverters refused, naming the flag)."""
     method = args.method if hasattr(args, "method") else args.inverter
     flags = {"steps": ("--steps", args.steps), "seconds": ("--seconds", args.seconds),
              "space": ("--space", args.space), "lpips_backbone": ("--lpips-backbone", args.lpips_backbone),
              "lpips_heads": ("--lpips-heads", args.lpips_heads)}
+    pti_flags = {"pivot": ("--pivot", args.pivot), "pivot_steps": ("--pivot-steps", args.pivot_steps),
+                 "rank": ("--rank", args.rank), "shared": ("--shared", args.shared or None),
+                 "locality": ("--locality", args.locality), "stop_at": ("--stop-at", args.stop_at),
+                 "lr": ("--lr", args.lr)}
+    given_pti = {k: v for k, (_, v) in pti_flags.items() if v is not None}
+    if given_pti and method != "pti":
+        raise ValueError(f"{' and '.join(pti_flags[k][0] for k in given_pti)} "
+                         f"{'applies' if len(given_pti) == 1 else 'apply'} to the pti inverter, not {method}")
+    if args.n_iters is not None and method != "restyle":
+        raise ValueError(f"--n-iters applies to the restyle inverter, not {method}")
+    if method == "restyle":
+        if args.generator:
+            raise ValueError("restyle inverts into its own decoder: give --model, not --generator")
+        bad = [flags[k][0] for k, (_, v) in flags.items() if v is not None]
+        if bad:
+            raise ValueError(f"{' and '.join(bad)} {'applies' if len(bad) == 1 else 'apply'} to the optimize and "
+                             "pti inverters, not restyle")
+        return {"n_iters": args.n_iters} if args.n_iters is not None else {}
+    if method == "pti":
+        options = {k: v for k, (_, v) in flags.items() if v is not None and k != "space"}
+        if args.space is not None:
+            raise ValueError("--space applies to the optimize inverters (PTI's optimize-w pivot is in W)")
+        pivot_steps = given_pti.pop("pivot_steps", None)
+        options.update(given_pti)
+        if pivot_steps is not None:
+            options["pivot_options"] = {"steps": pivot_steps}
+        return options  # --precision reaches the inverter through invert_folder / edit_folder
     options = {k: v for k, (_, v) in flags.items() if v is not None}
     if not method.startswith("optimize"):
         if options:
@@ -349,9 +398,7 @@ def _inverter_options(args: argparse.Namespace) -> dict:
         if args.generator:
             raise ValueError(f"{method} inverts into its own decoder: give --model, not --generator")
         return {}
-    if args.precision == "bf16":
-        options["precision"] = "bf16"  # the generator under bf16; losses and Adam stay fp32
-    return options
+    return options  # --precision reaches the inverter through invert_folder / edit_folder
 
 
 def _cmd_invert(args: argparse.Namespace) -> int:
@@ -362,6 +409,8 @@ def _cmd_invert(args: argparse.Namespace) -> int:
                            batch_size=args.batch_size, device=args.device, precision=args.precision,
                            progress=not args.quiet, **options)
     print(f"wrote {report.written} inversions ({args.method}) to {report.out}/" + _skipped_text(report))
+    if report.summary.get("text"):
+        print(report.summary["text"])
     return 0
 
 
@@ -375,6 +424,8 @@ def _cmd_edit(args: argparse.Namespace) -> int:
                          progress=not args.quiet, **options)
     print(f"edited {report.written} images ({args.inverter}; {len(report.files)} files) in {report.out}/"
           + _skipped_text(report))
+    if report.summary.get("text"):
+        print(report.summary["text"])
     return 0
 
 
@@ -470,21 +521,39 @@ def _cmd_metrics_fd(args: argparse.Namespace) -> int:
 def _add_inverter_flags(p: argparse.ArgumentParser) -> None:
     """The inverter flags shared by invert and edit."""
     p.add_argument("--model", default=None,
-                   help="psp / e4e / optimize-e4e: the encoder (pSp / e4e checkpoint, folder or shipped name; default "
-                        "the shipped synthfaces-64 one)")
+                   help="psp / e4e / restyle / optimize-e4e (and pti with an encoder pivot): the encoder (pSp / e4e / "
+                        "ReStyle checkpoint, folder or shipped name; default the shipped synthfaces-64 one)")
     p.add_argument("--generator", default=None,
                    help="optimize: the StyleGAN2 generator to invert into (default synthfaces-64)")
     p.add_argument("--steps", type=positive_int, default=None,
-                   help="optimize: optimisation steps (default 1000; fewer: faster, coarser)")
-    p.add_argument("--seconds", type=finite_float, default=None, help="optimize: stop after this many seconds")
+                   help="optimize: optimisation steps (default 1000; fewer: faster, coarser); pti: tuning steps "
+                        "(default 350)")
+    p.add_argument("--seconds", type=finite_float, default=None,
+                   help="optimize: stop after this many seconds; pti: the tuning's time budget per batch")
     p.add_argument("--space", choices=("w", "w+"), default=None, help="optimize: optimise one w or W+ (default w+)")
     p.add_argument("--lpips-backbone", default=None,
                    help="optimize: LPIPS backbone weights (torchvision AlexNet / VGG-16 state dict or a native LPIPS "
                         "folder); without it the loss uses the synthfaces-domain network")
     p.add_argument("--lpips-heads", default=None, help="optimize: the LPIPS linear heads (alex.pth / vgg.pth)")
+    p.add_argument("--n-iters", type=positive_int, default=None,
+                   help="restyle: refinement iterations (default: the model's, 5)")
+    p.add_argument("--pivot", default=None, choices=("optimize-w", "optimize", "optimize-e4e", "e4e", "psp", "restyle"),
+                   help="pti: the pivot inverter (default optimize-w: PTI's projector in W, 450 steps; e4e / restyle "
+                        "take milliseconds)")
+    p.add_argument("--pivot-steps", type=positive_int, default=None, help="pti: steps of an optimize pivot")
+    p.add_argument("--rank", type=non_negative_int, default=None,
+                   help="pti: rank of the tuned weight deltas (default 8; 0: dense, PTI's full tuning)")
+    p.add_argument("--shared", action="store_true",
+                   help="pti: tune one generator for each batch of images (several photos of one person or style)")
+    p.add_argument("--locality", type=finite_float, default=None,
+                   help="pti: weight of PTI's locality regulariser (default 0: off; PTI uses 1)")
+    p.add_argument("--stop-at", type=finite_float, default=None,
+                   help="pti: stop tuning an image at this perceptual distance (PTI: LPIPS 0.06)")
+    p.add_argument("--lr", type=finite_float, default=None,
+                   help="pti: tuning learning rate (default 3e-4 dense, 3e-3 low rank)")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"),
-                   help="fp32 (default) or bf16 (encoders: autocast; optimize: the generator under bf16)")
+                   help="fp32 (default) or bf16 (encoders: autocast; optimize / pti: the generator under bf16)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -556,8 +625,9 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.001")
     tg.set_defaults(func=_cmd_train_gan)
 
-    te = tr.add_parser("encoder", help="pSp / e4e encoders or the activation-map translator for a frozen generator")
-    te.add_argument("--arch", default=None, choices=("psp", "e4e", "actmap"),
+    te = tr.add_parser("encoder", help="pSp / e4e / ReStyle encoders or the activation-map translator for a frozen "
+                                       "generator")
+    te.add_argument("--arch", default=None, choices=("psp", "e4e", "restyle-psp", "restyle-e4e", "actmap"),
                     help="required for a new run; --resume takes it from the run's config")
     te.add_argument("--generator", default=None, help="the frozen StyleGAN2 (path or shipped name)")
     te.add_argument("--task", default=None,
@@ -679,12 +749,13 @@ def build_parser() -> argparse.ArgumentParser:
     mf.add_argument("--quiet", action="store_true")
     mf.set_defaults(func=_cmd_metrics_fd)
 
-    methods = ("psp", "e4e", "optimize", "optimize-e4e")
-    iv = sub.add_parser("invert", help="invert a folder of images into a generator's W+: pSp, e4e or optimisation "
-                                       "(W+ latents + reconstructions)")
+    methods = ("psp", "e4e", "restyle", "optimize", "optimize-e4e", "pti")
+    iv = sub.add_parser("invert", help="invert a folder of images into a generator's W+: pSp, e4e, ReStyle, "
+                                       "optimisation or PTI (W+ latents + reconstructions; PTI: + tuned weights)")
     iv.add_argument("--method", required=True, choices=methods,
-                    help="psp / e4e (encoders), optimize (NVlabs' projector recipe from w_avg), optimize-e4e "
-                         "(optimisation started from e4e's code)")
+                    help="psp / e4e (encoders), restyle (iterative encoder), optimize (NVlabs' projector recipe from "
+                         "w_avg), optimize-e4e (optimisation started from e4e's code), pti (pivotal tuning: a pivot, "
+                         "then the generator tuned per image; latents hold the tuned weights)")
     _add_inverter_flags(iv)
     iv.add_argument("--images", required=True, help="folder of images (searched recursively) or one image")
     iv.add_argument("--out", required=True)
@@ -736,13 +807,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the editing table instead: inverters × directions against synthfaces' ground-truth edits "
                          "(report.md, report.json, tradeoff.png, examples.png)")
     ev.add_argument("--inverters", nargs="+", default=["psp", "e4e", "optimize", "optimize-e4e"], metavar="NAME",
-                    help="--editing: inverters to compare (default psp e4e optimize optimize-e4e)")
+                    help="--editing: inverters to compare (default psp e4e optimize optimize-e4e; also restyle, "
+                         "pti@PIVOT with PIVOT e4e, restyle, optimize-w, …)")
     ev.add_argument("--directions", nargs="+", default=None, metavar="NAME_OR_FILE",
                     help="--editing: directions (default: the generator's shipped directions)")
     ev.add_argument("--steps", type=positive_int, default=200,
                     help="--editing: optimisation steps of the optimize inverters (default 200)")
     ev.add_argument("--precision", default="bf16", choices=("fp32", "bf16"),
-                    help="--editing: the optimize inverters' generator precision (default bf16)")
+                    help="--editing: the optimize and pti inverters' generator precision (default bf16)")
+    ev.add_argument("--pti-steps", type=positive_int, default=100,
+                    help="--editing: PTI's tuning steps (default 100; PTI's own 350)")
+    ev.add_argument("--pti-rank", type=int, default=8, help="--editing: rank of PTI's tuned deltas (0: dense)")
     ev.set_defaults(func=_cmd_evaluate)
 
     d = sub.add_parser("demo", help="the project's demo: samples, truncation sweep, style mixing")

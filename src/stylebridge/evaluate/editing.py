@@ -46,6 +46,7 @@ from stylebridge.core.device import pick_device
 from stylebridge.core.seeds import HELD_OUT_SEED
 from stylebridge.data import synthfaces as sf
 from stylebridge.invert.base import Inverter, resolve_inverter
+from stylebridge.invert.delta import GeneratorDelta
 from stylebridge.invert.editing import resolve_direction
 from stylebridge.models.direction import Direction
 from stylebridge.models.domain import DomainNetwork
@@ -202,8 +203,12 @@ def _render_faces(attrs: dict[str, torch.Tensor], resolution: int, chunk: int = 
 
 
 @torch.no_grad()
-def _render(inv: Inverter, w_plus: torch.Tensor, batch: int = 100) -> torch.Tensor:
-    return torch.cat([inv.render(w_plus[s : s + batch]).clamp(-1, 1).cpu() for s in range(0, len(w_plus), batch)])
+def _render(inv: Inverter, w_plus: torch.Tensor, tuned: GeneratorDelta | None = None,
+            batch: int = 100) -> torch.Tensor:
+    """Render W+ codes in batches; ``tuned``: the faces' tuned weights (PTI), in the same order."""
+    return torch.cat([inv.render(w_plus[s : s + batch], tuned=tuned.select(range(s, min(s + batch, len(w_plus))))
+                                 if tuned is not None else None).clamp(-1, 1).cpu()
+                      for s in range(0, len(w_plus), batch)])
 
 
 def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequence[str | os.PathLike | Direction],
@@ -273,25 +278,31 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
 
     # 1. Invert every face with every inverter (timed), keeping codes and reconstructions.
     # The judge's reading of each reconstruction is shared by every direction: read once.
-    inversions: dict[str, tuple[Inverter, torch.Tensor, torch.Tensor]] = {}
+    inversions: dict[str, tuple[Inverter, torch.Tensor, torch.Tensor, GeneratorDelta | None]] = {}
     pred_recon: dict[str, dict[str, torch.Tensor]] = {}
     for name, inv in built.items():
-        codes, recons, seconds = [], [], 0.0
+        codes, recons, deltas, seconds = [], [], [], 0.0
         for s in tqdm(range(0, n, batch), desc=f"invert {name}", unit="batch", disable=not progress):
             t0 = time.perf_counter()
             r = inv.invert(images[s : s + batch].to(dev))
             seconds += time.perf_counter() - t0
             codes.append(r.w_plus.detach().float().cpu())
             recons.append(r.images.detach().float().clamp(-1, 1).cpu())
+            if r.extras.get("tuned") is not None:  # PTI: the faces' own tuned weights render their edits
+                tuned_batch = r.extras["tuned"]
+                deltas.append(tuned_batch.select(range(len(r))) if tuned_batch.count == len(r)
+                              else GeneratorDelta.cat([tuned_batch] * len(r)))
         w_plus, recon = torch.cat(codes), torch.cat(recons)
         if recon.shape[-1] != images.shape[-1]:
             raise ValueError(f"{name}: renders {recon.shape[-1]} px but the faces are {images.shape[-1]} px")
-        inversions[name] = (inv, w_plus, recon)
+        tuned = GeneratorDelta.cat(deltas) if deltas else None
+        inversions[name] = (inv, w_plus, recon, tuned)
         pred_recon[name] = _predict(net, recon)
         report["inverters"][name] = {
             "recon_mse": float((recon - images).square().mean()),
             "recon_dist": float(_pairwise(net.distance, recon.to(dev), images.to(dev)).mean()),
             "s_per_image": seconds / n,
+            "settings": inv.metadata(),
         }
         report["results"][name] = {}
 
@@ -312,14 +323,15 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
         rows: dict[str, dict[str, Any]] = {}
         edits: dict[str, torch.Tensor] = {}
         preds: dict[str, dict[str, torch.Tensor]] = {}
-        for name, (inv, w_plus, _) in inversions.items():
+        for name, (inv, w_plus, _, tuned) in inversions.items():
             pred_r = {k: v[idx] for k, v in pred_recon[name].items()}
             if not task.categorical and d.config.per_unit:
                 target = _continuous_target(task, truth[idx].float(), up)
                 strength = d.strength_for(2 * (target - pred_r[a].float()))  # score units are 2× attribute units
             else:
                 strength = torch.where(up, torch.tensor(hi), torch.tensor(lo))
-            edited = _render(inv, d.apply(w_plus[idx].to(dev), strength.to(dev)))
+            edited = _render(inv, d.apply(w_plus[idx].to(dev), strength.to(dev)),
+                             tuned.select(idx) if tuned is not None else None)
             edits[name] = edited
             preds[name] = _predict(net, edited)
             keep = _unchanged(pred_r, preds[name], others)

@@ -104,9 +104,9 @@ def evaluate_encoder(model: StyleEncoderModel | str | os.PathLike, task: str = "
     kind = parse_task(task)[0]
     side = m.config.encoder.input_size
     ds = SynthFacesPairs(task, side, length=n, seed=HELD_OUT_SEED)
-    if ds.input_channels != m.config.encoder.in_channels:
+    if ds.input_channels != m.input_channels:
         raise ValueError(f"task {task!r} gives {ds.input_channels}-channel inputs; the encoder takes "
-                         f"{m.config.encoder.in_channels}")
+                         f"{m.input_channels}")
     net = load(domain, expect=DomainNetwork)
     net = net.to(dev).eval()
     dist = perceptual_distance(perceptual, lpips_backbone, lpips_heads, domain).to(dev)

@@ -14,6 +14,12 @@ weights are loaded strictly: a mismatch is a `CheckpointError` naming the missin
 pSp or e4e? The official encoders of the two have identical parameters, so the file's ``opts`` decide:
 ``encoder_type`` ``Encoder4Editing`` is e4e; e4e's options name the generator size ``stylegan_size`` where pSp's
 say ``output_size``.
+
+ReStyle (restyle-encoder's ``restyle_psp_*.pt`` / ``restyle_e4e_*.pt``: the same ``Coach`` layout) is recognised by
+``encoder_type`` ``BackboneEncoder`` (ReStyle-pSp) / ``ProgressiveBackboneEncoder`` (ReStyle-e4e), or a pSp
+``GradualStyleEncoder`` whose input takes twice the image channels (``input_nc`` 6) or whose opts carry
+``n_iters_per_batch``; that option becomes the model's ``n_iters``. The ResNet-34 variants
+(``ResNetBackboneEncoder``, ``ResNetProgressiveBackboneEncoder``) are refused with a message.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from stylebridge.models.e4e import E4E, E4EConfig, E4EEncoderConfig, LatentDiscr
 from stylebridge.models.irse import IRSE_UNITS, IRSEBackbone, IRSEBackboneConfig, stage_ends
 from stylebridge.models.psp import PSP, PSPConfig, PSPEncoderConfig
 from stylebridge.models.resnet import RESNET_BLOCKS, ResNet, ResNetConfig
+from stylebridge.models.restyle import ReStyle, ReStyleConfig, ReStyleEncoderConfig
 from stylebridge.models.stylegan2 import StyleGAN2Generator
 
 __all__ = ["from_torch_object", "irse_backbone_from_state_dict", "load_coach_checkpoint", "resnet_from_state_dict"]
@@ -43,7 +50,10 @@ ENCODER_TYPES = {
     "BackboneEncoderUsingLastLayerIntoW": ("psp", "w"),
     "SingleStyleCodeEncoder": ("psp", "w"),
     "Encoder4Editing": ("e4e", "e4e"),
+    "BackboneEncoder": ("psp", "backbone"),
+    "ProgressiveBackboneEncoder": ("e4e", "backbone"),
 }
+RESNET_TYPES = ("ResNetBackboneEncoder", "ResNetProgressiveBackboneEncoder", "ResNetGradualStyleEncoder")
 COACH_PARTS = ("encoder", "decoder", "d")
 PSP_FACE_POOL = 256  # the official pSp/e4e face_pool side (AdaptiveAvgPool2d((256, 256)))
 
@@ -152,6 +162,10 @@ def _encoder_kind(opts: dict[str, Any], enc: dict[str, torch.Tensor], src: str) 
     has_styles = any(k.startswith("styles.") for k in enc)
     has_linear = "linear.weight" in enc
     etype = opts.get("encoder_type")
+    if etype in RESNET_TYPES:
+        raise CheckpointError(f"{src}: encoder_type {etype!r} (a ResNet-34 trunk) is not supported; the IR-SE "
+                              "encoders are (GradualStyleEncoder, BackboneEncoder, ProgressiveBackboneEncoder, "
+                              "Encoder4Editing)")
     if etype is not None:
         if etype not in ENCODER_TYPES:
             raise CheckpointError(f"{src}: encoder_type {etype!r} is not supported "
@@ -254,7 +268,12 @@ def load_coach_checkpoint(obj: dict[str, Any], part: str | None, src: str) -> tu
     if input_nc is not None and input_nc != trunk["in_channels"]:
         raise CheckpointError(f"{src}: opts input_nc={input_nc} but the encoder takes {trunk['in_channels']} "
                               "channels")
+    restyle = kind == "backbone" or (kind == "gradual" and (
+        "n_iters_per_batch" in opts or trunk["in_channels"] == 6))
     try:
+        if restyle:
+            return _restyle_model(obj, opts, enc, trunk, family, kind, decoder, part, src), \
+                CheckpointInfo(src, f"restyle-{family}-checkpoint", parts, {**info.extra, "restyle": True})
         if kind == "w":
             w_dim = int(enc["linear.weight"].shape[0])
             enc_cfg: Any = PSPEncoderConfig(num_ws=num_ws, w_dim=w_dim, learn_in_w=True, **trunk)
@@ -281,6 +300,30 @@ def load_coach_checkpoint(obj: dict[str, Any], part: str | None, src: str) -> tu
     model.latent_avg.copy_(_latent_avg(obj, opts, decoder, model.latent_avg.shape[0], family, src))
     model.eval()
     return (model.encoder if part == "encoder" else model), info
+
+
+def _restyle_model(obj: dict[str, Any], opts: dict[str, Any], enc: dict[str, torch.Tensor], trunk: dict[str, Any],
+                   family: str, kind: str, decoder: StyleGAN2Generator, part: str | None, src: str) -> Any:
+    """A ReStyle checkpoint → `ReStyle` (or its encoder with ``part="encoder"``)."""
+    n_style_blocks = count(enc, r"^styles\.(\d+)\.")
+    w_dim = int(next(v for k, v in enc.items() if re.match(r"^styles\.\d+\.linear\.weight$", k)).shape[0])
+    if kind == "backbone":
+        n = count(enc, r"^styles\.0\.convs\.(\d+)\.weight$")
+        input_size = 16 * 2**n
+    else:
+        input_size = _input_size(enc, n_style_blocks, ReStyleEncoderConfig.coarse_ind,
+                                 ReStyleEncoderConfig.middle_ind, f"{src}[encoder]")
+    hidden = int(enc["styles.0.convs.0.weight"].shape[0])
+    enc_cfg = ReStyleEncoderConfig(num_ws=n_style_blocks, w_dim=w_dim, input_size=input_size,
+                                   style_width=None if hidden == w_dim else hidden, base=family,
+                                   encoder_type="backbone" if kind == "backbone" else "gradual", **trunk)
+    n_iters = int(opts.get("n_iters_per_batch", 5))
+    model = ReStyle(ReStyleConfig(encoder=enc_cfg, decoder=decoder.config, resize_to=PSP_FACE_POOL, n_iters=n_iters))
+    check_state_dict(model.encoder, _floats(enc), f"{src}[encoder]")
+    model.decoder.load_state_dict(decoder.state_dict(), strict=True)
+    model.latent_avg.copy_(_latent_avg(obj, opts, decoder, model.latent_avg.shape[0], family, src))
+    model.eval()
+    return model.encoder if part == "encoder" else model
 
 
 def latent_discriminator_from_state_dict(sd: dict[str, torch.Tensor], src: str) -> LatentDiscriminator:

@@ -11,7 +11,9 @@ treat them alike::
     res.images                                       # the reconstruction [N, 3, R, R]
     edited = inv.render(direction.apply(res.w_plus, 3.0))
 
-``render`` is the generator with its stored (const) noise; an inverter that tunes the generator (PTI) overrides it.
+``render`` is the generator with its stored (const) noise; an inverter that tunes the generator (PTI) returns its
+tuned weights as ``extras["tuned"]`` (a `delta.GeneratorDelta`), which ``render(..., tuned=...)`` applies —
+`Inversion.render_options` gives both the noise and the tuned weights of an inversion.
 A new inverter registers a factory with `register_inverter`; `make_inverter` builds one by name.
 """
 
@@ -26,6 +28,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from stylebridge.invert.delta import GeneratorDelta, applied
 from stylebridge.models.stylegan2 import StyleGAN2Generator
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "register_inverter",
     "resize_to",
     "resolve_inverter",
+    "split_precision",
 ]
 
 
@@ -55,6 +59,15 @@ class Inversion:
 
     def __len__(self) -> int:
         return int(self.w_plus.shape[0])
+
+    def render_options(self, index: Sequence[int] | torch.Tensor | None = None) -> dict[str, Any]:
+        """``noise`` and ``tuned`` for `Inverter.render` of (a subset ``index`` of) these images."""
+        noise, tuned = self.extras.get("noise"), self.extras.get("tuned")
+        if index is not None:
+            idx = torch.as_tensor(index, dtype=torch.long)
+            noise = [t[idx.to(t.device)] for t in noise] if noise is not None else None
+            tuned = tuned.select(idx) if tuned is not None else None
+        return {"noise": noise, "tuned": tuned}
 
 
 def resize_to(images: torch.Tensor, side: int) -> torch.Tensor:
@@ -102,10 +115,13 @@ class Inverter(ABC):
         """Invert ``images`` [N, 3, H, W] in [-1, 1] (resized to ``input_size``)."""
 
     @torch.no_grad()
-    def render(self, w_plus: torch.Tensor, noise: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
+    def render(self, w_plus: torch.Tensor, noise: Sequence[torch.Tensor | None] | None = None,
+               tuned: GeneratorDelta | None = None) -> torch.Tensor:
         """W+ [N, num_ws, w_dim] (or w [N, w_dim]) → images [N, 3, R, R] fp32: the generator with its stored
-        noise, or ``noise`` (one map per noise input, e.g. an inversion's ``extras["noise"]``)."""
-        return self.generator.synthesize(w_plus.to(self.device), noise=noise, noise_mode="const").float()
+        noise, or ``noise`` (one map per noise input, e.g. an inversion's ``extras["noise"]``), and with the tuned
+        weights ``tuned`` added (PTI's ``extras["tuned"]``: one per image, or one shared)."""
+        with applied(self.generator, tuned):
+            return self.generator.synthesize(w_plus.to(self.device), noise=noise, noise_mode="const").float()
 
     def metadata(self) -> dict[str, str]:
         """String facts stored with written latents."""
@@ -141,7 +157,8 @@ def make_inverter(name: str, model: str | os.PathLike | torch.nn.Module | None =
     """Build the inverter registered as ``name``.
 
     Args:
-        name: "psp", "e4e", "optimize", "optimize-e4e" or one registered later (`inverter_names`).
+        name: "psp", "e4e", "restyle", "optimize", "optimize-e4e", "pti" or one registered later
+            (`inverter_names`).
         model: the encoder for encoder-based inverters (a pSp / e4e path, shipped name or model object; default the
             shipped synthfaces-64 one); refused by inverters that have none.
         generator: the StyleGAN2 generator to invert into (path, shipped name or object) for optimisation
@@ -154,13 +171,24 @@ def make_inverter(name: str, model: str | os.PathLike | torch.nn.Module | None =
     return _INVERTERS[name](model=model, generator=generator, **options)
 
 
+def split_precision(inverter: Inverter | str, precision: str, options: dict[str, Any]) -> str:
+    """The runner's autocast precision for ``inverter``: the optimisation inverters and PTI (by name) take
+    ``precision`` ("fp32" / "bf16") as their own option — their generator under bf16, losses and Adam in fp32 —
+    so the runner runs them without autocast; encoders run under the runner's autocast."""
+    if isinstance(inverter, str) and (inverter.startswith("optimize") or inverter == "pti"):
+        if precision in ("fp32", "bf16"):
+            options.setdefault("precision", precision)
+        return "fp32"
+    return precision
+
+
 def resolve_inverter(inverter: Inverter | str, model: str | os.PathLike | torch.nn.Module | None = None,
                      generator: str | os.PathLike | StyleGAN2Generator | None = None, progress: bool = True,
                      **options: Any) -> Inverter:
     """An `Inverter` as given, or built by name with `make_inverter` (the optimisation inverters get ``progress``
     unless ``options`` set it). ``model``, ``generator`` and ``options`` are refused with an inverter object."""
     if isinstance(inverter, str):
-        if inverter.startswith("optimize"):
+        if inverter.startswith("optimize") or inverter == "pti":
             options.setdefault("progress", progress)
         return make_inverter(inverter, model=model, generator=generator, **options)
     if model is not None or generator is not None or options:

@@ -27,7 +27,7 @@ from stylebridge.core.atomic import atomic_write, atomic_write_text, check_writa
 from stylebridge.core.device import autocast, pick_device
 from stylebridge.core.errors import BadImageError
 from stylebridge.core.imageio import make_grid, save_image
-from stylebridge.invert.base import Inverter, resize_to, resolve_inverter
+from stylebridge.invert.base import Inverter, resize_to, resolve_inverter, split_precision
 from stylebridge.models.direction import Direction, GanSpaceComponents, parse_layers
 from stylebridge.models.stylegan2 import StyleGAN2Generator
 from stylebridge.pipelines.base import InputSpec
@@ -155,9 +155,10 @@ def edit_folder(images: str | os.PathLike, out: str | os.PathLike, inverter: Inv
 
     Writes, for each input ``<rel>`` (its path under the folder, without suffix):
     ``out/<rel>_s{strength}.png`` per strength, ``out/strips/<rel>.png`` (input | reconstruction | each strength,
-    one row) and ``out/latents/<rel>.safetensors`` (``w_plus`` [num_ws, w_dim] and ``edited`` [S, num_ws, w_dim];
-    metadata: source, strengths, direction, inverter). Unreadable files are skipped with a warning and listed in
-    ``out/skipped.txt``. Every file is written atomically.
+    one row) and ``out/latents/<rel>.safetensors`` (``w_plus`` [num_ws, w_dim] and ``edited`` [S, num_ws, w_dim],
+    and for PTI the image's tuned weights, `stylebridge.invert.load_delta`; metadata: source, strengths, direction,
+    inverter). Edits are rendered by ``inverter.render`` with the inversion's noise maps and tuned weights.
+    Unreadable files are skipped with a warning and listed in ``out/skipped.txt``. Every file is written atomically.
 
     Args:
         inverter: an `Inverter`, or a name for `make_inverter` (with ``model``, ``generator`` and
@@ -169,6 +170,7 @@ def edit_folder(images: str | os.PathLike, out: str | os.PathLike, inverter: Inv
     """
     values = parse_strengths(strengths)
     rows = parse_layers(layers) if layers is not None else None
+    precision = split_precision(inverter, precision, inverter_options)
     inverter = resolve_inverter(inverter, model, generator, progress, **inverter_options)
     d = resolve_direction(direction, component, rows, generator=inverter.generator)
     G = inverter.generator
@@ -185,6 +187,7 @@ def edit_folder(images: str | os.PathLike, out: str | os.PathLike, inverter: Inv
     dst.mkdir(parents=True, exist_ok=True)
     spec = InputSpec(channels=3, size=inverter.input_size, kind="rgb")
     report = FolderReport(out=dst)
+    log: list[dict[str, Any]] = []
     meta = {"strengths": ",".join(strength_label(s) for s in values), "direction": d.name,
             "layers": ",".join(map(str, rows if rows is not None else (d.config.layers or ()))) or "all",
             **inverter.metadata()}
@@ -197,12 +200,16 @@ def edit_folder(images: str | os.PathLike, out: str | os.PathLike, inverter: Inv
                                                               unit="img", disable=not progress) as bar:
         for batch in _batches(files, spec, batch_size, report):
             names, x = zip(*batch)
-            report.files += _edit_batch(inverter, d, values, rows, torch.stack(x), list(names), root, dst, meta)
+            report.files += _edit_batch(inverter, d, values, rows, torch.stack(x), list(names), root, dst, meta,
+                                        log)
             report.written += len(names)
             bar.update(len(names))
         bar.update(len(files) - bar.n)
     lines = [f"{p.relative_to(root).as_posix()}\t{reason}" for p, reason in report.skipped]
     atomic_write_text(dst / "skipped.txt", "".join(line + "\n" for line in lines))
+    from stylebridge.invert.folder import inversion_summary
+
+    report.summary = inversion_summary(inverter.name, log)
     return report
 
 
@@ -223,13 +230,19 @@ def _batches(files: list[Path], spec: InputSpec, batch_size: int, report: Folder
 
 
 def _edit_batch(inverter: Inverter, d: Direction, strengths: list[float], rows: tuple[int, ...] | None,
-                x: torch.Tensor, names: list[Path], root: Path, dst: Path, meta: dict[str, str]) -> list[Path]:
+                x: torch.Tensor, names: list[Path], root: Path, dst: Path, meta: dict[str, str],
+                log: list[dict[str, Any]]) -> list[Path]:
     with torch.enable_grad():
         inv = inverter.invert(x.to(inverter.device))
-    noise = inv.extras.get("noise")
+    log.append(inv.extras)
     w_plus = inv.w_plus.float()
     edited = [d.apply(w_plus, s, rows) for s in strengths]  # S × [N, num_ws, w_dim]
-    renders = [inverter.render(e, noise).float().cpu() for e in edited]
+    # the inversion's noise maps (optimisation) and tuned weights (PTI) render the edits
+    renders = [inverter.render(e, **inv.render_options()).float().cpu() for e in edited]
+    tuned = inv.extras.get("tuned")
+    delta = tuned.per_image(len(names)) if tuned is not None else {}
+    if tuned is not None:
+        meta = {**meta, **tuned.metadata()}
     recon = inv.images.float().cpu()
     side = recon.shape[-1]
     written: list[Path] = []
@@ -240,7 +253,8 @@ def _edit_batch(inverter: Inverter, d: Direction, strengths: list[float], rows: 
         row = torch.cat([resize_to(x[j : j + 1].float(), side), recon[j : j + 1], *[r[j : j + 1] for r in renders]])
         written.append(save_image(make_grid(row.clamp(-1, 1), nrow=len(row)), dst / "strips" / f"{rel}.png"))
         tensors = {"w_plus": w_plus[j].cpu().contiguous(),
-                   "edited": torch.stack([e[j] for e in edited]).cpu().contiguous()}
+                   "edited": torch.stack([e[j] for e in edited]).cpu().contiguous(),
+                   **{k: v[j].contiguous() for k, v in delta.items()}}
         md = {"source": f.relative_to(root).as_posix(), **meta}
         written.append(atomic_write(dst / "latents" / f"{rel}.safetensors",
                                     lambda p, t=tensors, m=md: save_file(t, str(p), metadata=m)))

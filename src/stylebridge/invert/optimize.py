@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from stylebridge.core.device import autocast
 from stylebridge.invert.base import Inversion, Inverter, register_inverter
+from stylebridge.invert.delta import GeneratorDelta, applied
 from stylebridge.invert.encoders import DEFAULT_ENCODERS, EncoderInverter
 from stylebridge.losses.perceptual import DEFAULT_DOMAIN_NETWORK, PerceptualDistance, perceptual_distance
 from stylebridge.models.stylegan2 import StyleGAN2Generator
@@ -184,8 +185,9 @@ class OptimizeInverter(Inverter):
                                              channels_last=self.channels_last).float()
 
     @torch.no_grad()
-    def render(self, w_plus: torch.Tensor, noise: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
-        with torch.autocast(self.device.type, enabled=False):  # our precision, not the caller's
+    def render(self, w_plus: torch.Tensor, noise: Sequence[torch.Tensor | None] | None = None,
+               tuned: GeneratorDelta | None = None) -> torch.Tensor:
+        with torch.autocast(self.device.type, enabled=False), applied(self.generator, tuned):  # our precision
             return self._synthesize(w_plus.to(self.device), noise)
 
     def image_loss(self, synth: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

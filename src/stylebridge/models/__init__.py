@@ -11,6 +11,7 @@ from stylebridge.models import (  # noqa: F401  (registration side effect)
     lpips,
     psp,
     resnet,
+    restyle,
     stylegan2,
     vgg,
 )

@@ -241,6 +241,11 @@ class StyleEncoderModel(PretrainedModel):
         return self.decoder.num_ws
 
     @property
+    def input_channels(self) -> int:
+        """Channels of the inputs `encode` takes (the encoder's, except ReStyle's, which adds the reconstruction's)."""
+        return self.config.encoder.in_channels
+
+    @property
     def w_dim(self) -> int:
         return self.decoder.w_dim
 

@@ -102,6 +102,9 @@ class ModulatedConv2d(nn.Module):
         self.demodulate, self.upsample, self.padding = demodulate, upsample, kernel_size // 2
         self.register_buffer("resample_filter", ops.setup_filter(blur_kernel, gain=4.0), persistent=False)
         self._wsq_cache: tuple[tuple, torch.Tensor] | None = None
+        # Added to ``weight`` while set ([1, O, I, k, k]: one tuned generator; [N, O, I, k, k]: one per sample):
+        # PTI's tuned weights, applied without copying the generator (`stylebridge.invert.delta`).
+        self.weight_delta: torch.Tensor | None = None
 
     def weight_sq(self) -> torch.Tensor:
         """sum over the kernel of weight**2, [O, I]; cached while the weight is unchanged and autograd is off."""
@@ -116,6 +119,12 @@ class ModulatedConv2d(nn.Module):
                 noise: torch.Tensor | None = None) -> torch.Tensor:
         """x [N, I, H, W], styles [N, I] (output of ``self.modulation``) or spatial styles [N, I, H, W]
         → [N, O, H', W'] (+ scaled noise)."""
+        if self.weight_delta is not None:
+            weight = self.weight + self.weight_delta.to(self.weight.dtype)
+            return ops.modulated_conv2d(
+                x, weight[0] if weight.shape[0] == 1 else weight, styles, weight_gain=self.scale,
+                demodulate=self.demodulate, up=self.upsample, padding=self.padding,
+                resample_filter=self.resample_filter, mode=mode, noise=noise)
         return ops.modulated_conv2d(
             x, self.weight[0], styles, weight_gain=self.scale,
             weight_sq=self.weight_sq() if self.demodulate else None, demodulate=self.demodulate,

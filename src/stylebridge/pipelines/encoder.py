@@ -74,8 +74,9 @@ class EncoderPipeline(Pipeline):
     @property
     def input_spec(self) -> InputSpec:
         c = self.model.config.encoder
-        kind = input_kind(c.in_channels)
-        return InputSpec(channels=c.in_channels, size=c.input_size, kind=kind,
+        channels = self.model.input_channels
+        kind = input_kind(channels)
+        return InputSpec(channels=channels, size=c.input_size, kind=kind,
                          range=(0.0, 1.0) if kind == "labels" else (-1.0, 1.0))
 
     @property

@@ -70,6 +70,8 @@ class FolderReport:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     out: Path = Path()
     files: list[Path] = field(default_factory=list)
+    # What the method reports over the run (e.g. PTI's quality per second: ``summary["text"]`` is one line).
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,9 @@ def _write_item(pipeline: Pipeline, res: Any, j: int, x: torch.Tensor, rel: str,
     samples = res.extras.get("samples")
     if outputs.latents is not None and res.latents:
         path = out / outputs.latents / f"{rel}.safetensors"
-        tensors = {k: v[j].float().cpu().contiguous() for k, v in res.latents.items()}
+        # fp16 latents (PTI's tuned weights) stay fp16; everything else is stored fp32
+        tensors = {k: (v[j] if v.dtype == torch.float16 else v[j].float()).cpu().contiguous()
+                   for k, v in res.latents.items()}
         meta = {"source": source, **pipeline.latent_metadata()}
         written.append(atomic_write(path, lambda p, t=tensors, md=meta: save_file(t, str(p), metadata=md)))
     if outputs.images is None:

@@ -74,6 +74,7 @@ from stylebridge.models.e4e import (
 )
 from stylebridge.models.encoder_base import EncoderTrunkConfig
 from stylebridge.models.psp import PSP, PSPConfig, PSPEncoderConfig
+from stylebridge.models.restyle import ReStyle, ReStyleConfig, ReStyleEncoderConfig, expand_input_layer
 from stylebridge.models.stylegan2 import StyleGAN2Generator
 from stylebridge.train.config import LogSection, OptimSection, load_config
 from stylebridge.train.ddp import broadcast_module, world
@@ -116,6 +117,13 @@ class ModelConfig(EncoderTrunkConfig):
     # Start from: an ArcFace IR-SE file (model_ir_se50.pth: the trunk, as pSp/e4e do; the input layer only for RGB
     # inputs) or a pSp / e4e model (its encoder weights and latent_avg). None: random initialisation.
     init_from: str | None = None
+    # ReStyle (Alaluf et al. 2021): the encoder takes [image, current reconstruction] and predicts a residual to the
+    # current code, n_iters times from the average code. encoder_type: "backbone" (restyle's own: every row on the
+    # last feature map) or "gradual" (pSp's / e4e's pyramid, so init_from can be a shipped pSp / e4e: the added
+    # input channels start at zero and the first iteration equals that encoder).
+    restyle: bool = False
+    encoder_type: str = "backbone"
+    n_iters: int = 5  # ReStyle: iterations at inference (stored in the model) and at most per training step
 
 
 @dataclass
@@ -150,6 +158,10 @@ class OptimConfig(OptimSection):
     batch: int = 8  # global batch (all ranks together)
     lr: float = 1e-4
     noise_mode: str = "random"  # generator noise while training: "random" (official) or "const"
+    # ReStyle: each step runs a random number of iterations in [1, model.n_iters] (drawn from the run's generator,
+    # the same on every rank) instead of always n_iters (the official n_iters_per_batch): the encoder sees every
+    # stage of refinement and a step costs (n_iters + 1) / 2 iterations on average.
+    random_iters: bool = True
 
 
 @dataclass
@@ -184,6 +196,12 @@ def validate_config(cfg: EncoderTrainConfig) -> None:
         raise ValueError(f"optim.noise_mode must be random or const, got {o.noise_mode!r}")
     if m.learn_in_w and m.arch != "psp":
         raise ValueError("model.learn_in_w is a pSp option (e4e always predicts one w plus deltas)")
+    if m.restyle and m.n_iters < 1:
+        raise ValueError(f"model.n_iters must be >= 1, got {m.n_iters}")
+    if m.encoder_type not in ("backbone", "gradual"):
+        raise ValueError(f"model.encoder_type must be backbone or gradual, got {m.encoder_type!r}")
+    if m.restyle and m.learn_in_w:
+        raise ValueError("model.learn_in_w does not apply to ReStyle (it predicts a residual per W+ row)")
     if L.progressive_start >= 0 and m.arch != "e4e":
         raise ValueError("loss.progressive_start (progressive delta training) needs model.arch: e4e")
     for name in ("l2", "perceptual", "identity", "w_norm", "delta", "w_discriminator", "r1"):
@@ -234,14 +252,19 @@ def _held_out_batch(cfg: EncoderTrainConfig, resolution: int) -> tuple[torch.Ten
 # Models
 
 
-def build_encoder(cfg: EncoderTrainConfig, G: StyleGAN2Generator, in_channels: int, resolution: int) -> PSP | E4E:
-    """A new pSp / e4e model around ``G`` (copied, frozen) with latent_avg = G.w_avg, initialised per
+def build_encoder(cfg: EncoderTrainConfig, G: StyleGAN2Generator, in_channels: int,
+                  resolution: int) -> PSP | E4E | ReStyle:
+    """A new pSp / e4e / ReStyle model around ``G`` (copied, frozen) with latent_avg = G.w_avg, initialised per
     ``model.init_from``."""
     m = cfg.model
     enc_kw: dict[str, Any] = dict(num_ws=G.num_ws, w_dim=G.w_dim, in_channels=in_channels, input_size=resolution,
                                   **m.trunk_fields())
-    model: PSP | E4E
-    if m.arch == "e4e":
+    model: PSP | E4E | ReStyle
+    if m.restyle:
+        enc = ReStyleEncoderConfig(**{**enc_kw, "in_channels": 2 * in_channels}, base=m.arch,
+                                   encoder_type=m.encoder_type)
+        model = ReStyle(ReStyleConfig(encoder=enc, decoder=G.config, resize_to=resolution, n_iters=m.n_iters))
+    elif m.arch == "e4e":
         model = E4E(E4EConfig(encoder=E4EEncoderConfig(**enc_kw), decoder=G.config, resize_to=resolution))
     else:
         model = PSP(PSPConfig(encoder=PSPEncoderConfig(**enc_kw, learn_in_w=m.learn_in_w), decoder=G.config,
@@ -254,7 +277,7 @@ def build_encoder(cfg: EncoderTrainConfig, G: StyleGAN2Generator, in_channels: i
     return model
 
 
-def _init_from(model: PSP | E4E, spec: str) -> None:
+def _init_from(model: PSP | E4E | ReStyle, spec: str) -> None:
     from stylebridge.formats.loading import load
     from stylebridge.models.encoder_base import StyleEncoderModel
     from stylebridge.models.irse import IRSEBackbone
@@ -268,6 +291,8 @@ def _init_from(model: PSP | E4E, spec: str) -> None:
               if k.startswith("body.") or (rgb and k.startswith("input_layer."))}
     elif isinstance(src, StyleEncoderModel):
         sd = src.encoder.state_dict()
+        if isinstance(model, ReStyle) and not isinstance(src, ReStyle):
+            sd = expand_input_layer(sd, model.config.encoder.in_channels)
         if src.latent_avg.shape == model.latent_avg.shape:
             model.latent_avg.copy_(src.latent_avg)
     else:
@@ -309,7 +334,7 @@ class EncoderTask(TrainTask):
         validate_config(cfg)
         self.cfg = cfg
         self.progress = progress  # also print which loss networks the run uses
-        self.name = cfg.model.arch
+        self.name = f"restyle-{cfg.model.arch}" if cfg.model.restyle else cfg.model.arch
 
     def setup(self) -> None:
         cfg, o, L = self.cfg, self.cfg.optim, self.cfg.loss
@@ -414,7 +439,7 @@ class EncoderTask(TrainTask):
     def _finish(self) -> None:
         if world()[1] > 1:
             unsync_batchnorm(self.model.encoder)
-        if isinstance(self.model, E4E):
+        if _is_e4e(self.model):
             self.model.encoder.progressive_stage = PROGRESSIVE_INFERENCE
         self.model.eval()
 
@@ -422,13 +447,13 @@ class EncoderTask(TrainTask):
         self._finish()
         cfg, o, names = self.cfg, self.cfg.optim, self.losses.names()
         self.model.save_pretrained(run / "model", metadata={
-            "arch": cfg.model.arch, "task": cfg.data.task, "generator": cfg.model.generator,
+            "arch": self.name, "task": cfg.data.task, "generator": cfg.model.generator,
             "data": cfg.data.source, "resolution": self.resolution, "steps": metadata["steps"], "batch": o.batch,
             "train_seconds": metadata["train_seconds"], "perceptual_network": names["perceptual"],
             "identity_network": names["identity"], "optimizer": f"Adam(lr={o.lr})",
         })
 
-    def result(self) -> PSP | E4E:
+    def result(self) -> PSP | E4E | ReStyle:
         self._finish()
         return self.model
 
@@ -440,6 +465,11 @@ class EncoderTask(TrainTask):
 def _slice(t: torch.Tensor) -> torch.Tensor:
     rank, n_proc = world()
     return t[rank::n_proc]
+
+
+def _is_e4e(model: torch.nn.Module) -> bool:
+    """An e4e encoder (one w + progressive deltas): e4e itself or ReStyle-e4e."""
+    return isinstance(model, E4E) or (isinstance(model, ReStyle) and model.base == "e4e")
 
 
 def _stage(st: EncoderTask) -> int | None:
@@ -459,7 +489,9 @@ def _d_step(st: EncoderTask, cfg: EncoderTrainConfig, x: torch.Tensor, stage: in
     with torch.no_grad():
         real_w = G.map(z)
         with autocast(dev, cfg.optim.precision):
-            fake = model.encode(x).float()[:, rows]  # encoder in training mode, as the reference
+            # encoder in training mode, as the reference; ReStyle: its first iteration (from the average image)
+            codes = model.step(x, None, None) if isinstance(model, ReStyle) else model.encode(x)
+            fake = codes.float()[:, rows]
         if st.pools is not None:
             real_w = st.pools[0].query(real_w, real_draws)
             fake_w = st.pools[1].query(fake, fake_draws)
@@ -483,10 +515,10 @@ def _d_step(st: EncoderTask, cfg: EncoderTrainConfig, x: torch.Tensor, stage: in
 
 def _train_step(st: EncoderTask, cfg: EncoderTrainConfig, losses: _Losses, x: torch.Tensor,
                 y: torch.Tensor) -> dict[str, float]:
-    o, L = cfg.optim, cfg.loss
+    o = cfg.optim
     model, G = st.model, st.model.decoder
     stage = _stage(st)
-    if isinstance(model, E4E):
+    if _is_e4e(model):
         model.encoder.progressive_stage = PROGRESSIVE_INFERENCE if stage is None else stage
     stats: dict[str, float] = {}
     if st.D is not None:
@@ -494,11 +526,42 @@ def _train_step(st: EncoderTask, cfg: EncoderTrainConfig, losses: _Losses, x: to
     noise = [_slice(t).to(x.device) for t in G.make_noise(o.batch, generator=st.gen)] \
         if o.noise_mode == "random" else None
     side = y.shape[-1]
-    with autocast(x.device, o.precision):
-        w_plus = model.encode(x)
-        y_hat = model.decode(w_plus, resize=side if side != G.resolution else False, noise=noise,
-                             noise_mode="const").float()
-    w_plus = w_plus.float()
+    resize = side if side != G.resolution else False
+    if not isinstance(model, ReStyle):
+        with autocast(x.device, o.precision):
+            w_plus = model.encode(x)
+            y_hat = model.decode(w_plus, resize=resize, noise=noise, noise_mode="const").float()
+        loss = _loss(st, cfg, losses, x, y, w_plus.float(), y_hat, stage, stats)
+    else:
+        # ReStyle's training iteration: k refinements from the average image; each one's input (code and image) is
+        # detached from the previous one, its loss is added, and one optimiser step follows (the official coach
+        # accumulates the k backward passes the same way).
+        n = cfg.model.n_iters
+        k = 1 + int(torch.randint(n, (1,), generator=st.gen)) if o.random_iters else n
+        w_cur = img_cur = None
+        total: list[torch.Tensor] = []
+        for t in range(k):
+            with autocast(x.device, o.precision):
+                w_plus = model.step(x, w_cur, img_cur)
+                y_hat = model.decode(w_plus, resize=resize, noise=noise, noise_mode="const").float()
+            it_stats: dict[str, float] = {}
+            total.append(_loss(st, cfg, losses, x, y, w_plus.float(), y_hat, stage, it_stats))
+            w_cur, img_cur = w_plus.detach(), model.pool(y_hat.detach())
+            if t == 0:
+                stats["loss_first"] = it_stats["loss"]
+        stats.update(it_stats)  # the last iteration's terms
+        stats["iters"] = k
+        loss = torch.stack(total).sum()
+    if stage is not None:
+        stats["stage"] = stage
+    optimizer_step(st.opt, loss, list(model.encoder.parameters()))
+    return stats
+
+
+def _loss(st: EncoderTask, cfg: EncoderTrainConfig, losses: _Losses, x: torch.Tensor, y: torch.Tensor,
+          w_plus: torch.Tensor, y_hat: torch.Tensor, stage: int | None, stats: dict[str, float]) -> torch.Tensor:
+    """The encoder loss of one reconstruction ``y_hat`` of ``y`` from codes ``w_plus`` (terms into ``stats``)."""
+    o, L, model = cfg.optim, cfg.loss, st.model
     terms: list[torch.Tensor] = []
     if L.l2 > 0:
         l2 = l2_loss(y_hat, y)
@@ -524,15 +587,12 @@ def _train_step(st: EncoderTask, cfg: EncoderTrainConfig, losses: _Losses, x: to
         stats["loss_delta"] = float(total_delta.detach())
         terms.append(L.delta * total_delta)
     if st.D is not None:
-        adv = encoder_adversarial_loss(st.D, w_plus, discriminated_rows(G.num_ws, stage))
+        adv = encoder_adversarial_loss(st.D, w_plus, discriminated_rows(model.decoder.num_ws, stage))
         stats["loss_adv"] = float(adv.detach())
         terms.append(L.w_discriminator * adv)
     loss = torch.stack(terms).sum() if terms else y_hat.sum() * 0
     stats["loss"] = float(loss.detach())
-    if stage is not None:
-        stats["stage"] = stage
-    optimizer_step(st.opt, loss, list(model.encoder.parameters()))
-    return stats
+    return loss
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -544,7 +604,7 @@ def _grid(st: EncoderTask, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     from stylebridge.pipelines.encoder import input_preview
 
     model = st.model
-    stage = model.encoder.progressive_stage if isinstance(model, E4E) else None
+    stage = model.encoder.progressive_stage if _is_e4e(model) else None
     model.encoder.eval()
     try:
         with torch.no_grad():
@@ -563,7 +623,7 @@ def _grid(st: EncoderTask, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def train_encoder(cfg: EncoderTrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
-                  max_steps_this_run: int | None = None) -> PSP | E4E:
+                  max_steps_this_run: int | None = None) -> PSP | E4E | ReStyle:
     """Train until ``cfg.optim.steps`` (or ``max_steps_this_run`` more steps); returns the model.
 
     Once ``cfg.optim.steps`` are done, rank 0 writes the native model folder ``run_dir/model`` (a `PSP` or `E4E`:
