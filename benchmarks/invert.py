@@ -30,6 +30,18 @@ distance to the ground-truth edit, averaged over the shipped directions) on ``--
 seconds per image; writes a plot with ``--plot``::
 
     python benchmarks/invert.py --curve --faces 50 --curve-steps 50 100 200 500 1000 --plot docs/editing/curve.png
+
+``--pti-restyle``: PTI and ReStyle speed at 64 px (synthfaces-64), fp32 and bf16:
+
+* PTI seconds per image, pivot (PTI's: projector in W, 450 steps) + tuning (350 steps), one image at a time; beside
+  it the reference's tuning path — PTI's ``coach``: a full copy of the generator per image, every synthesis
+  parameter in Adam (lr 3e-4), batch 1 — timed per step on the same image;
+* batched tuning per image: N images tuned together, each its own low-rank delta (per-sample weights), and the
+  shared mode (one delta for the N), seconds per image;
+* ReStyle ms per image per iteration (batch 1 and 8);
+* training step time: ReStyle-e4e at 1 … 5 iterations per step against pSp's step (the shipped configs, batch 8).
+
+    python benchmarks/invert.py --pti-restyle --threads 2
 """
 
 from __future__ import annotations
@@ -179,9 +191,93 @@ def _plot_curve(rows: list[dict], no_edit: float, args: argparse.Namespace, path
     plt.close(fig)
 
 
+def _time_steps(fn, warmup: int, steps: int) -> float:
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - t0) / steps
+
+
+def reference_pti_step_time(G: StyleGAN2Generator, w: torch.Tensor, target: torch.Tensor, perceptual,
+                            warmup: int = 2, steps: int = 5) -> float:
+    """PTI's coach: a deep copy of the generator, all synthesis parameters in Adam, L2 + perceptual, batch 1."""
+    G = copy.deepcopy(G).requires_grad_(True).train()
+    params = [p for n, p in G.named_parameters() if not n.startswith("style.")]
+    opt = torch.optim.Adam(params, lr=3e-4)
+
+    def step() -> None:
+        img = G.synthesize(w, noise_mode="const")
+        loss = F.mse_loss(img, target) + perceptual(img, target).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return _time_steps(step, warmup, steps)
+
+
+def pti_restyle(args: argparse.Namespace) -> None:
+    from stylebridge.invert import PTIInverter, make_inverter
+    from stylebridge.train.encoder import EncoderTask, load_encoder_config
+
+    info = machine_info()
+    print(f"# {info['cpu']}, {info['threads']} threads, torch {info['torch']}, AMX {info['amx']}, "
+          f"AVX512-BF16 {info['avx512_bf16']}")
+    G = load_generator("synthfaces-64")
+    perceptual = perceptual_distance()
+    faces = sf.render_seeds(list(range(10_000_000, 10_000_008)), 64, outputs=("image",))["image"]
+    rows: list[dict] = []
+    for precision in args.precision:
+        inv = PTIInverter(G, steps=350, precision=precision, perceptual=perceptual)
+        res = inv.invert(faces[:1])
+        e = res.extras
+        rows.append({"what": f"PTI 1 image, pivot 450 + tuning 350 steps, {precision}", "s_per_image": e["seconds"],
+                     "pivot_s": e["pivot_seconds"], "tune_s": e["tune_seconds"],
+                     "dist_pivot": float(e["dist_pivot"].mean()), "dist": float(e["dist"].mean())})
+        pivot = res.w_plus
+        tune_step = e["tune_seconds"] / e["steps"]
+        ref = reference_pti_step_time(G, pivot, faces[:1], perceptual)
+        rows.append({"what": f"tuning step, 1 image, {precision}: ours (rank 8) vs reference fp32 (full copy)",
+                     "s_per_step": tune_step, "reference_s_per_step": ref, "vs_reference": ref / tune_step})
+        starts = make_inverter("e4e").invert(faces).w_plus
+        for shared in (False, True):
+            r = PTIInverter(G, steps=50, precision=precision, perceptual=perceptual, shared=shared).invert(
+                faces, start=starts)
+            rows.append({"what": f"tuning 8 images together ({'one shared delta' if shared else 'a delta each'}), "
+                                 f"{precision}", "s_per_step_per_image": r.extras["tune_seconds"] / 50 / 8,
+                         "dist_start": float(r.extras["dist_pivot"].mean()), "dist_50": float(r.extras["dist"].mean())})
+    restyle = make_inverter("restyle").encoder
+    for precision in args.precision:
+        for batch in (1, 8):
+            x = faces[:batch]
+            with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+                s = _time_steps(lambda x=x: restyle.iterate(x, 5), 1, 3)
+            rows.append({"what": f"ReStyle, batch {batch}, {precision}", "ms_per_image_per_iter": s / batch / 5 * 1e3})
+    cfg_dir = Path(__file__).resolve().parents[1] / "configs" / "encoder"
+    step_s = {}
+    for name, overrides in (("pSp", ("synthfaces-64-psp-inversion.yaml", [])),
+                            *((f"ReStyle-e4e {k} iters", ("synthfaces-64-restyle-e4e-inversion.yaml",
+                                                          ["optim.random_iters=false", f"model.n_iters={k}",
+                                                           "model.init_from=null"])) for k in (1, 3, 5))):
+        cfg = load_encoder_config(cfg_dir / overrides[0], overrides[1])
+        task = EncoderTask(cfg, progress=False)
+        task.setup()
+        counter = iter(range(10_000))
+        step_s[name] = _time_steps(lambda task=task, c=counter: task.train_step(next(c)), 2, 5)
+        rows.append({"what": f"training step (batch 8, bf16): {name}", "s_per_step": step_s[name],
+                     "vs_psp": step_s[name] / step_s["pSp"]})
+    print()
+    for r in rows:
+        print(r["what"] + ": " + ", ".join(f"{k} {v:.4g}" for k, v in r.items() if k != "what"))
+    path = write_results("invert_pti_restyle", {"machine": info, "rows": rows})
+    print(f"\nwrote {path}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--curve", action="store_true", help="quality against seconds per image instead of step speed")
+    p.add_argument("--pti-restyle", action="store_true", help="PTI and ReStyle speed (see the docstring)")
     p.add_argument("--faces", type=int, default=50, help="--curve: held-out faces")
     p.add_argument("--curve-steps", type=int, nargs="+", default=[50, 100, 200, 500, 1000])
     p.add_argument("--curve-precision", default="bf16", choices=["fp32", "bf16"])
@@ -195,6 +291,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.curve:
         curve(args)
+        return
+    if args.pti_restyle:
+        pti_restyle(args)
         return
     info = machine_info()
     print(f"# {info['cpu']}, {info['threads']} threads, torch {info['torch']}, AMX {info['amx']}")

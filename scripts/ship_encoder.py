@@ -28,6 +28,7 @@ from stylebridge.data.tasks import SynthFacesPairs
 from stylebridge.evaluate.encoder import evaluate_encoder, report_markdown
 from stylebridge.models.e4e import E4E
 from stylebridge.models.encoder_base import StyleEncoderModel, mix_latents
+from stylebridge.models.restyle import ReStyle
 from stylebridge.pipelines.encoder import default_latent_mask, input_preview, load_encoder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,12 @@ def _grid(m: StyleEncoderModel, task: str, out: Path, samples: int) -> None:
     items = ds.__getitems__(list(range(GRID_FACES)))
     x, y = torch.stack([i[0] for i in items]), torch.stack([i[1] for i in items])
     with torch.no_grad():
+        if isinstance(m, ReStyle):  # every iteration's reconstruction between input and target
+            it = m.iterate(x)
+            w_plus = it.w_plus[-1]
+            save_grid(torch.cat([input_preview(x, side), *[im.float() for im in it.images], y]).clamp(-1, 1), out,
+                      nrow=GRID_FACES)
+            return
         w_plus = m.encode(x)
         rows = [input_preview(x, side), m.decode(w_plus, resize=False).float(), y]
         G = m.decoder
@@ -52,6 +59,24 @@ def _grid(m: StyleEncoderModel, task: str, out: Path, samples: int) -> None:
             w = G.map(torch.randn(GRID_FACES, G.z_dim, generator=torch.Generator().manual_seed(k)))
             rows.append(m.decode(mix_latents(w_plus, default_latent_mask(m.num_ws), w), resize=False).float())
     save_grid(torch.cat(rows).clamp(-1, 1), out, nrow=GRID_FACES)
+
+
+def _iterations(m: ReStyle, task: str, n: int) -> list[dict]:
+    """MSE and perceptual distance of every ReStyle iteration's reconstruction on ``n`` held-out faces (fp32)."""
+    from stylebridge.losses.perceptual import perceptual_distance
+
+    dist = perceptual_distance()
+    side = m.config.encoder.input_size
+    ds = SynthFacesPairs(task, side, length=n, seed=HELD_OUT_SEED)
+    totals = [{"mse": 0.0, "perceptual": 0.0} for _ in range(m.config.n_iters)]
+    for s in range(0, n, 50):
+        items = ds.__getitems__(list(range(s, min(n, s + 50))))
+        x, y = torch.stack([i[0] for i in items]), torch.stack([i[1] for i in items])
+        with torch.no_grad():
+            for t, im in zip(totals, m.iterate(x).images):
+                t["mse"] += float((im.float() - y).square().mean(dim=(1, 2, 3)).sum())
+                t["perceptual"] += float(dist(im.float(), y).sum())
+    return [{k: v / n for k, v in t.items()} for t in totals]
 
 
 def _row(label: str, r: dict) -> str:
@@ -93,6 +118,14 @@ def main() -> None:
     steps, seconds = int(meta["steps"]), float(meta["train_seconds"])
     c = shipped.config.encoder
     kind = "e4e (one w + per-row deltas)" if isinstance(shipped, E4E) else "pSp GradualStyleEncoder"
+    iter_rows = ""
+    if isinstance(shipped, ReStyle):
+        kind = (f"ReStyle-{c.base} ({'pyramid' if c.encoder_type == 'gradual' else 'backbone'} encoder, input: image "
+                f"+ current reconstruction, {shipped.config.n_iters} residual iterations)")
+        iters = _iterations(shipped, task, args.n)
+        atomic_write_text(out / "iterations.json", json.dumps(iters, indent=2) + "\n")
+        iter_rows = ("\n| iteration | MSE | perceptual distance |\n|---|---|---|\n" + "\n".join(
+            f"| {i + 1} | {r['mse']:.4f} | {r['perceptual']:.4f} |" for i, r in enumerate(iters)) + "\n")
     losses = ", ".join(f"{k.removeprefix('loss_')} {v:.4f}" for k, v in last.items() if k.startswith("loss_"))
     sample_rows = (f", then {args.samples} rows of multi-modal outputs (rows {default_latent_mask(shipped.num_ws)} "
                    "of W+ mixed with random w, as `stylebridge translate --samples`)") if args.samples else ""
@@ -100,11 +133,14 @@ def main() -> None:
                 f"{meta['batch']} = {steps * meta['batch']:,} faces (training seeds, disjoint from the held-out ones)")
     run_cfg = yaml.safe_load((args.run / "config.yaml").read_text())
     precision = ("bf16 autocast, fp32 master weights" if run_cfg["optim"]["precision"] == "bf16" else "fp32")
+    nc = shipped.input_channels
+    grid_rows = ("iteration " + " | ".join(str(i + 1) for i in range(shipped.config.n_iters))
+                 if isinstance(shipped, ReStyle) else "output")
     card = f"""# {args.name} — {args.title}
 
 `stylebridge.load("{args.name}")` → {type(shipped).__name__}: a {kind} (IR-SE-{c.num_layers}, widths
 {list(c.widths)}, map2style width {c.style_width or c.w_dim}, {enc_params:,} encoder parameters) for the frozen
-**{generator}** generator. Input [N, {c.in_channels}, {c.input_size}, {c.input_size}] in [-1, 1] (task `{task}`);
+**{generator}** generator. Input [N, {nc}, {c.input_size}, {c.input_size}] in [-1, 1] (task `{task}`);
 `.encode(x)` gives W+ codes [N, {shipped.num_ws}, {c.w_dim}] (latent_avg added), `model(x)` the images.
 
 ```bash
@@ -117,7 +153,7 @@ no figure beyond noise), the generator taken from the shipped `{generator}` (not
 
 ![grid](../../../../docs/{grid.name})
 
-`docs/{grid.name}`: 8 held-out faces (seeds {HELD_OUT_SEED:,}+); rows input | output | target{sample_rows}.
+`docs/{grid.name}`: 8 held-out faces (seeds {HELD_OUT_SEED:,}+); rows input | {grid_rows} | target{sample_rows}.
 
 ## Training
 
@@ -141,7 +177,7 @@ Measured by `python scripts/ship_encoder.py` (`stylebridge.evaluate.encoder.eval
 {_row("shipped folder, fp32", fp32)}
 {_row("shipped folder, bf16 autocast", bf16)}
 {_row("the run's fp32 weights", run32)}
-
+{iter_rows}
 Per-attribute accuracy (output / target) and everything above: `eval.json` beside this card.
 
 {args.notes}

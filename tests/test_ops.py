@@ -127,3 +127,24 @@ def test_modulated_conv_spatial_styles_constant_over_space_equal_vector_styles(u
     assert out.shape == ref.shape and not torch.allclose(out, ref, atol=1e-3)
     with pytest.raises(ValueError, match="spatial styles must be"):
         ops.modulated_conv2d(x, weight, styles[:, :, None, None].expand(-1, -1, 4, 4), **kw)
+
+
+@pytest.mark.parametrize("up,k", [(False, 3), (True, 3), (False, 1)])
+def test_lowrank_modulated_conv_equals_per_sample_weights(up, k):
+    """PTI's factored path: W + U_n V_n per sample, exact demodulation, without per-sample weight tensors."""
+    from stylebridge import ops
+
+    g = torch.Generator().manual_seed(0)
+    n, i, o, r = 3, 8, 5, 2
+    x = torch.randn(n, i, 8, 8, generator=g, dtype=torch.float64)
+    w = torch.randn(o, i, k, k, generator=g, dtype=torch.float64)
+    u = torch.randn(n, o, r, generator=g, dtype=torch.float64) * 0.3
+    v = torch.randn(n, r, i, k, k, generator=g, dtype=torch.float64) * 0.3
+    s = torch.randn(n, i, generator=g, dtype=torch.float64)
+    filt = ops.setup_filter([1, 3, 3, 1], gain=4.0).double()
+    dense = w[None] + torch.einsum("nor,nrikl->noikl", u, v)
+    kw = dict(weight_gain=0.3, up=up, padding=k // 2, resample_filter=filt, demodulate=k == 3)
+    ref = ops.modulated_conv2d(x, dense, s, **kw)
+    per = torch.cat([ops.modulated_conv2d(x[j : j + 1], dense[j], s[j : j + 1], **kw) for j in range(n)])
+    torch.testing.assert_close(ref, per)
+    torch.testing.assert_close(ops.modulated_conv2d_lowrank(x, w, u, v, s, **kw), ref)

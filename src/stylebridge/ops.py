@@ -312,6 +312,76 @@ def modulated_conv2d(
     return _add_noise(out, noise)
 
 
+def modulated_conv2d_lowrank(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    factor_u: torch.Tensor,
+    factor_v: torch.Tensor,
+    styles: torch.Tensor,
+    *,
+    weight_gain: float = 1.0,
+    demodulate: bool = True,
+    up: bool = False,
+    padding: int = 1,
+    resample_filter: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+    eps: float = 1e-8,
+) -> torch.Tensor:
+    """`modulated_conv2d` with per-sample weights ``weight + factor_u[n] @ factor_v[n]`` (a low-rank change per
+    sample: PTI's tuned generators, one per image), without building the N per-sample weight tensors.
+
+    The shared weight runs as one batched conv on the modulated input; the low-rank part as a grouped conv with r
+    output channels per sample, mapped back to O channels by ``factor_u``; the demodulation energy
+    Σ_i s_i² Σ_k (W + UV)² is expanded into Σ s²W² + 2 Σ_r U·(W (s²V)) + Σ_{r,r'} U G U with G = V s² Vᵀ (r × r),
+    so it stays exact. The same numbers as the per-sample path of `modulated_conv2d` (up to float rounding), at a
+    fraction of its cost at batch > 1 (measured at batch 50, 256 channels at 8 px, one thread: 554 ms per-sample vs
+    33 + 3 ms here).
+
+    Args:
+        weight: [O, I, k, k] as stored. factor_u: [N, O, r]. factor_v: [N, r, I, k, k].
+        styles: [N, I]; the rest as `modulated_conv2d`.
+    """
+    n, i, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    r = factor_u.shape[2]
+    if factor_u.shape[:2] != (n, o) or factor_v.shape != (n, r, i, kh, kw) or styles.shape != (n, i):
+        raise ValueError(f"low-rank factors {tuple(factor_u.shape)}, {tuple(factor_v.shape)} do not fit a batch of "
+                         f"{n} through weight {tuple(weight.shape)}")
+    s = styles.to(weight.dtype) * weight_gain  # [NI]
+    xs = x * s.to(x.dtype)[:, :, None, None]
+    wgt = weight.to(x.dtype)
+    v = factor_v.to(x.dtype)
+    if up:
+        base = F.conv_transpose2d(xs, wgt.transpose(0, 1), stride=2)
+        low = F.conv_transpose2d(xs.reshape(1, n * i, h, w), v.transpose(1, 2).reshape(n * i, r, kh, kw), stride=2,
+                                 groups=n)
+    else:
+        base = F.conv2d(xs, wgt, padding=padding)
+        low = F.conv2d(xs.reshape(1, n * i, h, w), v.reshape(n * r, i, kh, kw), padding=padding, groups=n)
+    ho, wo = low.shape[2], low.shape[3]
+    out = base + torch.bmm(factor_u.to(x.dtype), low.reshape(n, r, ho * wo)).reshape(n, o, ho, wo)
+    if up:
+        if resample_filter is None:
+            raise ValueError("modulated_conv2d_lowrank(up=True) needs a resample_filter")
+        p = (resample_filter.shape[0] - 2) - (kh - 1)
+        out = blur2d(out, resample_filter, pad=((p + 1) // 2 + 1, p // 2 + 1))
+    if demodulate:
+        with torch.autocast(styles.device.type, enabled=False):  # in fp32, as `modulated_conv2d`
+            acc = torch.promote_types(styles.dtype, torch.float32)
+            s2 = s.to(acc).square()  # [NI]
+            wf = weight.to(acc).reshape(o, i, kh * kw)
+            vf = factor_v.to(acc).reshape(n, r, i, kh * kw)
+            uf = factor_u.to(acc)
+            e_base = s2 @ wf.square().sum(-1).t()  # [NO]
+            sv = (vf * s2[:, None, :, None]).reshape(n * r, i * kh * kw)  # s²-weighted V
+            cross = (sv @ wf.reshape(o, i * kh * kw).t()).reshape(n, r, o).transpose(1, 2)  # [N, O, r]
+            gram = torch.bmm(sv.reshape(n, r, -1), vf.reshape(n, r, -1).transpose(1, 2))  # [N, r, r]
+            energy = e_base + 2 * (uf * cross).sum(-1) + (torch.bmm(uf, gram) * uf).sum(-1)
+            d = torch.rsqrt(energy.clamp_min(0) + eps)
+        out = out * d.to(out.dtype)[:, :, None, None]
+    return _add_noise(out, noise)
+
+
 def _modulated_conv2d_spatial(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, weight_gain: float,
                               weight_sq: torch.Tensor | None, demodulate: bool, up: bool, padding: int,
                               resample_filter: torch.Tensor | None, noise: torch.Tensor | None,

@@ -190,3 +190,19 @@ def test_tiny_restyle_e4e_random_iterations_exact_resume_and_init_from_e4e(tmp_p
     with torch.no_grad():
         torch.testing.assert_close(restyle.step(x, None, None), e4e.eval().encode(x))
         assert not torch.allclose(restyle.iterate(x, 2).w_plus[-1], e4e.encode(x))
+
+
+def test_freeze_batchnorm_keeps_running_statistics(generator):
+    for freeze in (True, False):
+        task = EncoderTask(_cfg("tiny-restyle-e4e.yaml", generator, f"model.freeze_batchnorm={str(freeze).lower()}",
+                                "optim.steps=2"))
+        task.setup()
+        before = {k: v.clone() for k, v in task.model.encoder.state_dict().items() if "running_mean" in k}
+        task.train_step(0)
+        task.grid()  # the preview switches to eval and back
+        task.train_step(1)
+        after = task.model.encoder.state_dict()
+        same = all(torch.equal(v, after[k]) for k, v in before.items())
+        assert same == freeze
+        bns = [m for m in task.model.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert all(m.training != freeze for m in bns) and task.model.encoder.training

@@ -105,6 +105,14 @@ class GeneratorDelta:
         up, down = self.tensors[f"{layer}.up"], self.tensors[f"{layer}.down"]
         return torch.bmm(up, down).view(-1, o, i, kh, kw)
 
+    def factors(self, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Low rank: (U [M, O, r], V [M, r, I, k, k]) with delta = U @ V."""
+        if self.rank == 0:
+            raise ValueError("dense deltas have no factors")
+        _, i, kh, kw = self.shapes[layer]
+        up = self.tensors[f"{layer}.up"]
+        return up, self.tensors[f"{layer}.down"].view(-1, up.shape[2], i, kh, kw)
+
     def select(self, index: Sequence[int] | torch.Tensor) -> GeneratorDelta:
         """The deltas of the given generators (M' = len(index)); a shared delta (M = 1) is returned as is."""
         if self.count == 1:
@@ -182,9 +190,11 @@ def applied(G: StyleGAN2Generator, delta: GeneratorDelta | None) -> Iterator[Sty
     convs = modulated_convs(G)
     if set(convs) != set(delta.shapes):
         raise ValueError("the tuned weights are for another generator (its layers differ)")
+    # several low-rank generators: the factored path (no per-sample weight tensors); else dense weights
+    factored = delta.rank > 0 and delta.count > 1
     try:
         for name, m in convs.items():
-            m.weight_delta = delta.delta(name)
+            m.weight_delta = delta.factors(name) if factored else delta.delta(name)
         yield G
     finally:
         for m in convs.values():

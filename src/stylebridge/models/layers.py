@@ -102,9 +102,10 @@ class ModulatedConv2d(nn.Module):
         self.demodulate, self.upsample, self.padding = demodulate, upsample, kernel_size // 2
         self.register_buffer("resample_filter", ops.setup_filter(blur_kernel, gain=4.0), persistent=False)
         self._wsq_cache: tuple[tuple, torch.Tensor] | None = None
-        # Added to ``weight`` while set ([1, O, I, k, k]: one tuned generator; [N, O, I, k, k]: one per sample):
-        # PTI's tuned weights, applied without copying the generator (`stylebridge.invert.delta`).
-        self.weight_delta: torch.Tensor | None = None
+        # Added to ``weight`` while set ([1, O, I, k, k]: one tuned generator; [N, O, I, k, k]: one per sample; or
+        # low-rank factors (U [N, O, r], V [N, r, I, k, k]), one per sample): PTI's tuned weights, applied without
+        # copying the generator (`stylebridge.invert.delta`).
+        self.weight_delta: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None
 
     def weight_sq(self) -> torch.Tensor:
         """sum over the kernel of weight**2, [O, I]; cached while the weight is unchanged and autograd is off."""
@@ -119,6 +120,11 @@ class ModulatedConv2d(nn.Module):
                 noise: torch.Tensor | None = None) -> torch.Tensor:
         """x [N, I, H, W], styles [N, I] (output of ``self.modulation``) or spatial styles [N, I, H, W]
         → [N, O, H', W'] (+ scaled noise)."""
+        if isinstance(self.weight_delta, tuple):
+            u, v = self.weight_delta
+            return ops.modulated_conv2d_lowrank(
+                x, self.weight[0], u, v, styles, weight_gain=self.scale, demodulate=self.demodulate,
+                up=self.upsample, padding=self.padding, resample_filter=self.resample_filter, noise=noise)
         if self.weight_delta is not None:
             weight = self.weight + self.weight_delta.to(self.weight.dtype)
             return ops.modulated_conv2d(
