@@ -152,3 +152,21 @@ def test_invert_and_edit_pti(tmp_path, faces, direction, capsys) -> None:
     assert "--rank applies to the pti inverter, not e4e" in capsys.readouterr().err
     assert main(["invert", "--method", "pti", "--n-iters", "2", "--images", str(faces), "--out", str(tmp_path)]) == 2
     assert "--n-iters applies to the restyle inverter" in capsys.readouterr().err
+
+
+def test_invert_and_edit_restyle(tmp_path, faces, direction, capsys) -> None:
+    out = tmp_path / "rs"
+    assert main(["invert", "--method", "restyle", "--n-iters", "2", "--images", str(faces), "--out", str(out),
+                 "--quiet"]) == 0
+    assert "wrote 3 inversions (restyle)" in capsys.readouterr().out
+    with safe_open(str(out / "latents" / "f0.safetensors"), "pt") as f:
+        assert f.get_tensor("w_plus").shape == (10, 256) and f.metadata()["n_iters"] == "2"
+    assert main(["edit", "--images", str(faces / "f1.png"), "--inverter", "restyle", "--direction", str(direction),
+                 "--strength", "0,3", "--out", str(tmp_path / "ed"), "--quiet"]) == 0
+    assert (tmp_path / "ed" / "f1_s3.png").is_file()
+    # the model also runs through the encoder pipelines
+    assert main(["encode", "--model", "synthfaces-64-restyle-e4e-inversion", "--images", str(faces), "--out",
+                 str(tmp_path / "enc"), "--quiet"]) == 0
+    assert main(["invert", "--method", "restyle", "--steps", "3", "--images", str(faces), "--out",
+                 str(tmp_path / "x")]) == 2
+    assert "--steps applies to the optimize and pti inverters, not restyle" in capsys.readouterr().err

@@ -123,3 +123,19 @@ def test_bad_inputs():
         ReStyleEncoderConfig(in_channels=5)
     with pytest.raises(ValueError, match="encoder_type"):
         ReStyleEncoderConfig(encoder_type="fpn")
+
+
+def test_restyle_inverter(tmp_path, golden_dir):
+    from stylebridge.invert import make_inverter
+
+    path, _ = _official(tmp_path, golden_dir, "ProgressiveBackboneEncoder")
+    inv = make_inverter("restyle", model=path, n_iters=2)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    res = inv.invert(x)
+    assert res.w_plus.shape == (2, 8, 64) and res.extras["iterations"] == 2
+    assert len(res.extras["iteration_images"]) == 2 and torch.equal(res.extras["iteration_images"][-1], res.images)
+    assert inv.metadata()["n_iters"] == "2"
+    with pytest.raises(ValueError, match="needs a ReStyle model"):
+        make_inverter("restyle", model=golden_dir / "psp_gradual_style_encoder.pt")
+    with pytest.raises(ValueError, match="takes no option steps"):
+        make_inverter("restyle", model=path, steps=3)

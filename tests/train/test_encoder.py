@@ -143,16 +143,20 @@ def _env() -> dict:
 
 
 @pytest.mark.integration
-def test_torchrun_two_processes_match_one_process(tmp_path, generator):
+@pytest.mark.parametrize("config,extra", [("tiny-psp.yaml", []),
+                                          # ReStyle: random iteration counts drawn alike on every rank
+                                          ("tiny-restyle-e4e.yaml", ["loss.w_discriminator=0"])])
+def test_torchrun_two_processes_match_one_process(tmp_path, generator, config, extra):
     script = tmp_path / "run.py"
     script.write_text("import sys\nimport torch\nfrom stylebridge.train.encoder import load_encoder_config, "
                       "train_encoder\ntorch.set_num_threads(1)\ncfg = load_encoder_config(sys.argv[1], sys.argv[3:])\n"
                       "train_encoder(cfg, sys.argv[2], progress=False)\n")
-    overrides = [f"model.generator={generator}", "optim.steps=2", "log.checkpoint_every=2", "log.sample_every=2"]
-    run_torchrun([str(script), str(CONFIGS / "tiny-psp.yaml"), str(tmp_path / "ddp"), *overrides], env=_env(),
+    overrides = [f"model.generator={generator}", "optim.steps=2", "log.checkpoint_every=2", "log.sample_every=2",
+                 *extra]
+    run_torchrun([str(script), str(CONFIGS / config), str(tmp_path / "ddp"), *overrides], env=_env(),
                  out=tmp_path / "ddp")
     assert json.loads((tmp_path / "ddp" / "ranks.json").read_text()) == {"world": 2, "max_param_diff": 0.0}
-    subprocess.run([sys.executable, str(script), str(CONFIGS / "tiny-psp.yaml"), str(tmp_path / "one"), *overrides],
+    subprocess.run([sys.executable, str(script), str(CONFIGS / config), str(tmp_path / "one"), *overrides],
                    check=True, timeout=300, env=_env())
     a, b = _ckpt(tmp_path / "ddp"), _ckpt(tmp_path / "one")
     for k in a["encoder"]:  # global-batch BatchNorm statistics, global random draws: the same training
