@@ -92,10 +92,17 @@ def main() -> None:
     p.add_argument("--n", type=int, default=500, help="held-out faces")
     p.add_argument("--samples", type=int, default=0, help="multi-modal rows in the grid (translation tasks)")
     p.add_argument("--notes", default="", help="extra paragraphs for the card (reading of the grid, caveats)")
+    p.add_argument("--n-iters", type=int, default=None, help="ReStyle: the shipped model's iterations (config.n_iters)")
     args = p.parse_args()
 
     run_model = args.run / "model"
     m = load_encoder(run_model)
+    if args.n_iters is not None:
+        import dataclasses
+
+        if not isinstance(m, ReStyle):
+            raise SystemExit("--n-iters is for ReStyle models")
+        m.config = dataclasses.replace(m.config, n_iters=args.n_iters)
     meta = json.loads((run_model / "config.json").read_text()).get("metadata", {})
     task, generator = meta["task"], meta["generator"]
     out = ROOT / "src" / "stylebridge" / "weights" / args.name
@@ -107,7 +114,7 @@ def main() -> None:
 
     fp32 = evaluate_encoder(out, task, n=args.n, precision="fp32", timing=True, timing_repeats=5)
     bf16 = evaluate_encoder(out, task, n=args.n, precision="bf16", timing=False)
-    run32 = evaluate_encoder(run_model, task, n=args.n, precision="fp32", timing=False)
+    run32 = evaluate_encoder(m, task, n=args.n, precision="fp32", timing=False)  # the run's fp32 weights
     atomic_write_text(out / "eval.json", json.dumps({"fp32": fp32, "bf16": bf16, "run_weights_fp32": run32},
                                                     indent=2) + "\n")
     grid = ROOT / "docs" / f"{args.name}.png"

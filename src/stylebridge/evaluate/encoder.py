@@ -68,7 +68,7 @@ def time_encoder(model: StyleEncoderModel, batches: Sequence[int] = (1, 8),
     rows = []
     for prec in precisions:
         for b in batches:
-            x = torch.rand(b, c.in_channels, c.input_size, c.input_size, device=dev) * 2 - 1
+            x = torch.rand(b, model.input_channels, c.input_size, c.input_size, device=dev) * 2 - 1
             ctx = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=prec == "bf16")
 
             def enc(x: torch.Tensor = x, ctx: Any = ctx) -> torch.Tensor:
