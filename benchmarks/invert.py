@@ -42,6 +42,14 @@ seconds per image; writes a plot with ``--plot``::
 * training step time: ReStyle-e4e at 1 … 5 iterations per step against pSp's step (the shipped configs, batch 8).
 
     python benchmarks/invert.py --pti-restyle --threads 2
+
+Measured 2026-12-02 (AMD EPYC with AVX512-BF16, 2 threads): PTI on one image, pivot 450 + tuning 350 steps, 21.6 s
+fp32 / 21.7 s bf16 (pivot 10.8 s + tuning 10.7 s; at 64 px bf16 does not pay); one tuning step at batch 1 0.031 s
+vs the reference's full-copy step 0.033 s (1.08×); tuning 8 images together 0.0129 s per image per step with a
+delta each (2.5× the reference's per-image step) and 0.0099 s with one shared delta; ReStyle 16.7 ms per image per
+iteration at batch 1, 4.7 ms at batch 8 (fp32; bf16 4.0 ms at batch 8); training step (batch 8, bf16) pSp 0.158 s,
+ReStyle-e4e 0.198 / 0.524 / 0.875 s at 1 / 3 / 5 iterations (1.25× / 3.3× / 5.5× pSp; random counts in [1, 5]
+average 3 iterations, where the official fixed 5 cost 5.5×).
 """
 
 from __future__ import annotations
