@@ -170,3 +170,16 @@ def test_invert_and_edit_restyle(tmp_path, faces, direction, capsys) -> None:
     assert main(["invert", "--method", "restyle", "--steps", "3", "--images", str(faces), "--out",
                  str(tmp_path / "x")]) == 2
     assert "--steps applies to the optimize and pti inverters, not restyle" in capsys.readouterr().err
+
+
+def test_pti_shared_tunes_one_generator_for_the_batch(tmp_path, faces, capsys) -> None:
+    from stylebridge.invert import load_delta
+
+    out = tmp_path / "shared"
+    assert main(["invert", "--method", "pti", "--pivot", "e4e", "--steps", "2", "--shared", "--batch-size", "3",
+                 "--images", str(faces), "--out", str(out), "--quiet"]) == 0
+    a, b = load_delta(out / "latents" / "f0.safetensors"), load_delta(out / "latents" / "f1.safetensors")
+    for k in a.tensors:  # one tuning for the batch: every file holds the same delta
+        assert torch.equal(a.tensors[k], b.tensors[k])
+    with safe_open(str(out / "latents" / "f0.safetensors"), "pt") as f:
+        assert f.metadata()["shared"] == "true"
