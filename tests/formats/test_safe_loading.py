@@ -143,4 +143,6 @@ def test_corrupt_and_foreign_files(tmp_path, golden_ckpt):
     with pytest.raises(FileNotFoundError, match="not a shipped model name"):
         stylebridge.load(tmp_path / "missing.pt")
     with pytest.raises(ValueError, match="part must be one of"):
+        stylebridge.load(golden_ckpt, part="bogus")
+    with pytest.raises(CheckpointError, match="has no 'ema'"):  # a StyleMapGAN part asked of a StyleGAN2 file
         stylebridge.load(golden_ckpt, part="ema")

@@ -15,7 +15,8 @@ import torch
 from stylebridge.core.native import CheckpointError
 from stylebridge.train.loop import TrainingInterrupted
 
-PART_HELP = "for files holding several networks: g_ema (default), g or d; pSp/e4e files: encoder, decoder or d"
+PART_HELP = ("for files holding several networks: g_ema (default), g or d; pSp/e4e files: encoder, decoder or d; "
+             "StyleMapGAN files: ema (default), nonema or d")
 
 
 # -- argument types: bad values end in one line and exit 2, before anything is loaded ---------------------------

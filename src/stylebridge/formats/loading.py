@@ -26,7 +26,7 @@ from stylebridge.core import registry
 from stylebridge.core.errors import CheckpointError, WrongModelError
 from stylebridge.core.native import MODEL_TYPES, PretrainedModel, read_native_config
 from stylebridge.core.safe_pickle import load_pickle, load_torch_file, sniff
-from stylebridge.formats import directions, nvlabs, psp_e4e
+from stylebridge.formats import directions, nvlabs, psp_e4e, stylemapgan
 from stylebridge.formats.common import CheckpointInfo
 from stylebridge.formats.rosinality import discriminator_from_rosinality, generator_from_rosinality
 from stylebridge.models.stylegan2 import StyleGAN2Generator
@@ -38,6 +38,7 @@ M = TypeVar("M", bound=PretrainedModel)
 
 PARTS = ("g_ema", "g", "d")
 ENCODER_PARTS = ("encoder", "decoder")  # pSp / e4e checkpoints (where "d" is e4e's latent discriminator)
+STYLEMAPGAN_PARTS = ("ema", "nonema")  # StyleMapGAN train.py checkpoints ("d": its discriminator)
 
 
 @overload
@@ -132,8 +133,8 @@ def sniff_native(p: Path) -> bool:
 
 
 def _load_with_info(path: str | os.PathLike, part: str | None) -> tuple[PretrainedModel, CheckpointInfo]:
-    if part is not None and part not in PARTS + ENCODER_PARTS:
-        raise ValueError(f"part must be one of {PARTS + ENCODER_PARTS}, got {part!r}")
+    if part is not None and part not in PARTS + ENCODER_PARTS + STYLEMAPGAN_PARTS:
+        raise ValueError(f"part must be one of {PARTS + ENCODER_PARTS + STYLEMAPGAN_PARTS}, got {part!r}")
     p = resolve_path(path)
     kind = sniff(p)
     if kind == "native":
@@ -164,6 +165,8 @@ def _from_torch_object(obj: Any, part: str | None, src: str) -> tuple[Pretrained
         return found_direction
     if not isinstance(obj, dict):
         raise CheckpointError(f"{src}: expected a dict at the top level, got {type(obj).__name__}")
+    if stylemapgan.is_stylemapgan(obj):
+        return stylemapgan.load_stylemapgan(obj, part, src)
     if any(k in obj for k in PARTS) and all(isinstance(obj.get(k, {}), dict) for k in PARTS):
         parts = tuple(k for k in PARTS if k in obj)
         want = part or "g_ema"

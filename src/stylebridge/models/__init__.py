@@ -13,5 +13,6 @@ from stylebridge.models import (  # noqa: F401  (registration side effect)
     resnet,
     restyle,
     stylegan2,
+    stylemapgan,
     vgg,
 )
