@@ -5,7 +5,7 @@
 image pipeline over a folder. The pipeline modules below register themselves when imported.
 """
 
-from stylebridge.pipelines import actmap, encoder, generate  # noqa: F401  (register their pipelines)
+from stylebridge.pipelines import actmap, encoder, generate, stylemap  # noqa: F401  (register their pipelines)
 from stylebridge.pipelines.base import (
     InputSpec,
     Pipeline,
