@@ -246,6 +246,19 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_stylemapgan(args: argparse.Namespace) -> int:
+    from stylebridge.train.stylemapgan import load_stylemap_config, train_stylemapgan
+
+    overrides = list(args.set or [])
+    if args.steps is not None:
+        overrides.append(f"optim.steps={args.steps}")
+    run, cfg_path = _run_folder(args)
+    train_stylemapgan(load_stylemap_config(cfg_path, overrides), run, resume=bool(args.resume),
+                      max_steps_this_run=args.max_steps_this_run)
+    print(f"StyleMapGAN run in {run}/ (model: {run}/model once every step is done)")
+    return 0
+
+
 def _run_arch(run: Path) -> str:
     """The --arch of the run in ``run`` (its resolved config.yaml), so ``--resume RUN`` needs nothing else."""
     import yaml
@@ -643,6 +656,16 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--max-steps-this-run", type=int, default=None, help="stop (checkpointed) after this many")
     tg.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.001")
     tg.set_defaults(func=_cmd_train_gan)
+
+    ts = tr.add_parser("stylemapgan", help="StyleMapGAN (generator, encoder, discriminator) on synthfaces or an image "
+                                           "folder (torchrun for several processes)")
+    ts.add_argument("--config", default=None, help="YAML experiment config (see configs/stylemapgan/)")
+    ts.add_argument("--out", default=None, help="run folder")
+    ts.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
+    ts.add_argument("--steps", type=int, default=None, help="total steps (overrides optim.steps)")
+    ts.add_argument("--max-steps-this-run", type=int, default=None, help="stop (checkpointed) after this many")
+    ts.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    ts.set_defaults(func=_cmd_train_stylemapgan)
 
     te = tr.add_parser("encoder", help="pSp / e4e / ReStyle encoders or the activation-map translator for a frozen "
                                        "generator")
