@@ -290,8 +290,8 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
             recons.append(r.images.detach().float().clamp(-1, 1).cpu())
             if r.extras.get("tuned") is not None:  # PTI: the faces' own tuned weights render their edits
                 tuned_batch = r.extras["tuned"]
-                deltas.append(tuned_batch.select(range(len(r))) if tuned_batch.count == len(r)
-                              else GeneratorDelta.cat([tuned_batch] * len(r)))
+                deltas.append(tuned_batch if tuned_batch.count == len(r)
+                              else GeneratorDelta.cat([tuned_batch] * len(r)))  # a shared delta, per face
         w_plus, recon = torch.cat(codes), torch.cat(recons)
         if recon.shape[-1] != images.shape[-1]:
             raise ValueError(f"{name}: renders {recon.shape[-1]} px but the faces are {images.shape[-1]} px")

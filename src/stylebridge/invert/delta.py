@@ -216,8 +216,8 @@ def load_delta(path: str | os.PathLike) -> GeneratorDelta:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys() if k.startswith(PREFIX)}
-    except (OSError, Exception) as e:  # safetensors raises its own error type for damaged files
-        if isinstance(e, FileNotFoundError):
-            raise FileNotFoundError(f"{path}: not found") from None
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: not found") from None
+    except Exception as e:  # safetensors raises its own error types for damaged files
         raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
     return GeneratorDelta.from_state(tensors, meta, str(path))

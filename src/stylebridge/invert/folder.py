@@ -33,6 +33,7 @@ class InverterPipeline(Pipeline):
     def __init__(self, inverter: Inverter) -> None:
         super().__init__(inverter.generator)
         self.inverter = inverter
+        self.log: list[dict[str, Any]] = []  # every batch's inversion extras (what `inversion_summary` reads)
 
     @property
     def input_spec(self) -> InputSpec:
@@ -58,13 +59,6 @@ class InverterPipeline(Pipeline):
             latents.update(tuned.per_image(n))
         self.log.append(inv.extras)
         return PipelineResult(images=inv.images.float(), latents=latents, extras=extras)
-
-    @property
-    def log(self) -> list[dict[str, Any]]:
-        """The ``extras`` of every batch inverted so far (what `summary` reads)."""
-        if not hasattr(self, "_log"):
-            self._log: list[dict[str, Any]] = []
-        return self._log
 
     def latent_metadata(self) -> dict[str, str]:
         meta = self.inverter.metadata()

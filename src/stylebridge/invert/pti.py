@@ -119,8 +119,8 @@ class PTIInverter(Inverter):
             inv.name = pivot  # type: ignore[misc]
         else:
             inv = make_inverter(pivot, **options)  # encoders (and optimize-e4e) bring their own decoder
-        if inv.generator.config != G.config or not all(
-                torch.equal(a, b) for a, b in zip(inv.generator.state_dict().values(), G.state_dict().values())):
+        if inv.generator is not G and (inv.generator.config != G.config or not all(
+                torch.equal(a, b) for a, b in zip(inv.generator.state_dict().values(), G.state_dict().values()))):
             raise ValueError(f"the pivot inverter {inv.name!r} inverts into another generator than the one PTI "
                              "tunes")
         return inv

@@ -15,6 +15,7 @@ Parameter names equal the official ones (see `stylebridge.models.psp` for the sh
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,6 +37,7 @@ __all__ = [
     "E4EEncoderConfig",
     "LatentDiscriminator",
     "LatentDiscriminatorConfig",
+    "ProgressiveStages",
 ]
 
 PROGRESSIVE_INFERENCE = 18  # ProgressiveStage.Inference of the reference: every delta active
@@ -47,23 +49,15 @@ class E4EEncoderConfig(GradualEncoderConfig):
     Encoder4Editing, IR-SE-50, 256 px, 18×512); num_ws = 2·log2(stylegan_size) - 2."""
 
 
-class E4EEncoder(GradualEncoderBase):
-    """e4e encoder: images [N, in_channels, input_size, input_size] in [-1, 1] → codes [N, num_ws, w_dim] *without*
-    ``latent_avg``: row 0 is w, row i is w + delta_i for the deltas the progressive stage activates.
-    """
+class ProgressiveStages:
+    """e4e's progressive stage on an encoder with ``config.num_ws`` rows (e4e's and ReStyle-e4e's): deltas 1..stage
+    are added to w (0: only w; >= num_ws - 1, e.g. `PROGRESSIVE_INFERENCE`: all). A new encoder is at inference."""
 
-    model_type = "e4e-encoder"
-    config_class = E4EEncoderConfig
-
-    def __init__(self, config: E4EEncoderConfig) -> None:
-        super().__init__()
-        self.config = config
-        self._build(config, pyramid=True)
-        self._stage = PROGRESSIVE_INFERENCE
+    config: Any
+    _stage: int = PROGRESSIVE_INFERENCE
 
     @property
     def progressive_stage(self) -> int:
-        """Deltas 1..stage are added (0: only w; >= num_ws - 1, e.g. `PROGRESSIVE_INFERENCE`: all)."""
         return self._stage
 
     @progressive_stage.setter
@@ -76,6 +70,20 @@ class E4EEncoder(GradualEncoderBase):
     @property
     def active_deltas(self) -> int:
         return min(self._stage, self.config.num_ws - 1)
+
+
+class E4EEncoder(ProgressiveStages, GradualEncoderBase):
+    """e4e encoder: images [N, in_channels, input_size, input_size] in [-1, 1] → codes [N, num_ws, w_dim] *without*
+    ``latent_avg``: row 0 is w, row i is w + delta_i for the deltas the progressive stage activates.
+    """
+
+    model_type = "e4e-encoder"
+    config_class = E4EEncoderConfig
+
+    def __init__(self, config: E4EEncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self._build(config, pyramid=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config

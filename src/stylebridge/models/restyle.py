@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylebridge.models.e4e import PROGRESSIVE_INFERENCE, E4EEncoder, E4EEncoderConfig
+from stylebridge.models.e4e import E4EEncoder, E4EEncoderConfig, ProgressiveStages
 from stylebridge.models.encoder_base import (
     GradualEncoderBase,
     GradualEncoderConfig,
@@ -84,12 +84,12 @@ class ReStyleEncoderConfig(GradualEncoderConfig):
         return E4EEncoderConfig(**fields) if self.base == "e4e" else PSPEncoderConfig(**fields)
 
 
-class BackboneEncoder(GradualEncoderBase):
+class BackboneEncoder(ProgressiveStages, GradualEncoderBase):
     """restyle's BackboneEncoder / ProgressiveBackboneEncoder: [N, in_channels, S, S] → codes [N, num_ws, w_dim]
     (without the current latent): every row's map2style reads the trunk's last map (S/16).
 
     With ``config.base == "e4e"`` row 0 is w and row i is w + delta_i for the deltas ``progressive_stage`` activates
-    (the e4e semantics, `stylebridge.models.e4e`).
+    (`e4e.ProgressiveStages`; the pSp form ignores the stage).
     """
 
     model_type = "restyle-backbone-encoder"
@@ -103,19 +103,6 @@ class BackboneEncoder(GradualEncoderBase):
         side = c.input_size // 16
         self.styles = nn.ModuleList(GradualStyleBlock(c.widths[3], c.w_dim, side, c.style_width)
                                     for _ in range(c.num_ws))
-        self._stage = PROGRESSIVE_INFERENCE
-
-    @property
-    def progressive_stage(self) -> int:
-        """e4e form: deltas 1..stage are added (0: only w; >= num_ws - 1: all). Ignored by the pSp form."""
-        return self._stage
-
-    @progressive_stage.setter
-    def progressive_stage(self, stage: int) -> None:
-        stage = int(getattr(stage, "value", stage))
-        if stage < 0:
-            raise ValueError(f"progressive_stage must be >= 0, got {stage}")
-        self._stage = stage
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config
@@ -124,8 +111,7 @@ class BackboneEncoder(GradualEncoderBase):
         if c.base == "psp":
             return torch.stack([style(feat) for style in self.styles], dim=1)
         w = self.styles[0](feat)
-        active = min(self._stage, c.num_ws - 1)
-        rows = [w] + [w + self.styles[i](feat) if i <= active else w for i in range(1, c.num_ws)]
+        rows = [w] + [w + self.styles[i](feat) if i <= self.active_deltas else w for i in range(1, c.num_ws)]
         return torch.stack(rows, dim=1)
 
 
@@ -178,6 +164,7 @@ class ReStyle(StyleEncoderModel):
         super().__init__()
         self.config = config
         self._build(build_restyle_encoder(config.encoder), config.encoder.num_ws)
+        self._avg_cache: tuple[tuple, torch.Tensor] | None = None
 
     @property
     def input_channels(self) -> int:
@@ -194,9 +181,17 @@ class ReStyle(StyleEncoderModel):
 
     def average_image(self, n: int = 1) -> torch.Tensor:
         """G(latent_avg) with the stored noise, pooled to the encoder's input: [n, C, S, S] (the first iteration's
-        reconstruction)."""
-        img = self.decoder.synthesize(self.latent_avg[None], noise_mode="const")
-        return self.pool(img).expand(n, -1, -1, -1)
+        reconstruction). Rendered once and kept while latent_avg, the decoder's weights and the dtype stay (every
+        inversion and training step starts from it; the decoder is frozen)."""
+        dtype = torch.get_autocast_dtype(self.latent_avg.device.type) if torch.is_autocast_enabled(
+            self.latent_avg.device.type) else torch.float32
+        key = (self.latent_avg.data_ptr(), self.latent_avg._version, self.latent_avg.device, dtype,
+               tuple(p._version for p in self.decoder.parameters()))  # weights loaded later invalidate it
+        if self._avg_cache is None or self._avg_cache[0] != key:
+            with torch.no_grad():
+                img = self.decoder.synthesize(self.latent_avg[None], noise_mode="const")
+            self._avg_cache = (key, self.pool(img))
+        return self._avg_cache[1].expand(n, -1, -1, -1)
 
     def step(self, images: torch.Tensor, current: torch.Tensor | None, current_images: torch.Tensor | None
              ) -> torch.Tensor:

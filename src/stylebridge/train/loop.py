@@ -35,6 +35,7 @@ import shutil
 import signal
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -159,16 +160,21 @@ class TrainTask(ABC):
 # Optimiser helpers
 
 
-def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.nn.Parameter]) -> None:
+def optimizer_step(opt: torch.optim.Optimizer | Sequence[torch.optim.Optimizer], loss: torch.Tensor,
+                   params: list[torch.nn.Parameter]) -> None:
     """One optimiser step on ``loss``: zero the gradients, backward, average them over ranks, make them finite
-    (NaN → 0, ±inf → ±1e5: one bad batch must not poison Adam's moments for the rest of the run), step."""
-    opt.zero_grad(set_to_none=True)
+    (NaN → 0, ±inf → ±1e5: one bad batch must not poison Adam's moments for the rest of the run), step. Several
+    optimisers (one backward for networks trained on the same loss, e.g. StyleMapGAN's E and G) all step."""
+    opts = [opt] if isinstance(opt, torch.optim.Optimizer) else list(opt)
+    for o in opts:
+        o.zero_grad(set_to_none=True)
     loss.backward()
     allreduce_grads(params)
     for p in params:
         if p.grad is not None:
             torch.nan_to_num_(p.grad, nan=0.0, posinf=1e5, neginf=-1e5)
-    opt.step()
+    for o in opts:
+        o.step()
 
 
 def load_optimizer(opt: torch.optim.Optimizer, state: dict) -> None:

@@ -41,7 +41,7 @@ from stylebridge.models.stylemapgan import (
     official_channels,
 )
 from stylebridge.train.config import LogSection, OptimSection, load_config
-from stylebridge.train.ddp import allreduce_grads, broadcast_module, world
+from stylebridge.train.ddp import broadcast_module, world
 from stylebridge.train.gan import _adam, _RealStream
 from stylebridge.train.loop import TrainTask, optimizer_step, run_training
 
@@ -229,19 +229,6 @@ def _z(st: StyleMapGANTask, n_global: int, dev: torch.device) -> torch.Tensor:
     return torch.randn(n_global, st.cfg.model.latent_channels, generator=st.gen)[rank::n_proc].to(dev)
 
 
-def _joint_step(opts: list[torch.optim.Optimizer], loss: torch.Tensor, params: list[torch.nn.Parameter]) -> None:
-    """One backward for several optimisers (E and G on the image reconstruction), each then steps."""
-    for opt in opts:
-        opt.zero_grad(set_to_none=True)
-    loss.backward()
-    allreduce_grads(params)
-    for p in params:
-        if p.grad is not None:
-            torch.nan_to_num_(p.grad, nan=0.0, posinf=1e5, neginf=-1e5)
-    for opt in opts:
-        opt.step()
-
-
 def _train_step(st: StyleMapGANTask, real: torch.Tensor, step: int) -> dict[str, float]:
     o, L = st.cfg.optim, st.cfg.loss
     G, E, D = st.model.generator, st.model.encoder, st.D
@@ -289,7 +276,7 @@ def _train_step(st: StyleMapGANTask, real: torch.Tensor, step: int) -> dict[str,
         perc = st.perceptual(recon, real).float().mean() if st.perceptual is not None else recon.new_zeros(())
         indomain_e = F.softplus(-D(recon).float()).mean()
     loss_e = L.x_rec * x_rec + L.perceptual * perc + L.indomain_e * indomain_e
-    _joint_step([st.opt_e, st.opt_g], loss_e, e_params + g_params)
+    optimizer_step([st.opt_e, st.opt_g], loss_e, e_params + g_params)
     stats.update(x_rec=x_rec.item(), perceptual=perc.item(), indomain_e=indomain_e.item())
     # 5. EMA of G and E
     with torch.no_grad():
