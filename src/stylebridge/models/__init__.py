@@ -9,6 +9,7 @@ from stylebridge.models import (  # noqa: F401  (registration side effect)
     inception,
     irse,
     lpips,
+    pix2pixhd,
     psp,
     resnet,
     restyle,
