@@ -87,6 +87,20 @@ def test_generator_distance_is_deterministic_and_cached(tmp_path, monkeypatch):
     assert "FD[tiny-domain] = " in str(r1) and "real vs real" in str(r1)
 
 
+def test_stylemapgan_samples(golden_dir):
+    """A StyleMapGAN's random samples (z → stylemap → image) are measured like a StyleGAN2's: deterministic, the
+    global RNG untouched, truncation around the mean stylemap."""
+    import stylebridge
+
+    ex = _tiny_domain()
+    m = stylebridge.load(golden_dir / "stylemapgan_010000.pt")
+    state = torch.get_rng_state()
+    r1 = fr.fd_of_generator(m, ex, n=24, progress=False)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert r1 == fr.fd_of_generator(m.generator, ex, n=24, progress=False) and r1.value > 0
+    assert fr.fd_of_generator(m, ex, n=24, truncation_psi=0.5, progress=False).value != r1.value
+
+
 def test_shipped_domain_features_separate_real_from_degraded_faces():
     # The feature space must see what a generator gets wrong: faces with only 16-px detail are farther from real
     # faces than a second independent set of real faces is. (The network was trained with blur augmentation, so

@@ -53,6 +53,8 @@ def test_non_ema_and_discriminator(ckpt, io):
     m = stylebridge.load(ckpt, part="nonema")
     torch.testing.assert_close(m.encode(io["input"]), io["stylemap_nonema"], **MAP)
     torch.testing.assert_close(m.decode(io["stylemap_nonema"]), io["recon_nonema"], **IMG)
+    raw = stylebridge.load(ckpt, part="raw")  # the name the issue's checks use
+    torch.testing.assert_close(raw.encode(io["input"]), io["stylemap_nonema"], **MAP)
     D = stylebridge.load(ckpt, part="d")
     assert isinstance(D, StyleGAN2Discriminator)
     torch.testing.assert_close(D(io["input"]), io["d_out"], **MAP)
@@ -82,3 +84,16 @@ def test_native_round_trip_and_parts(model, ckpt, tmp_path, io):
         torch.testing.assert_close(again.reconstruct(io["input"]), model.reconstruct(io["input"]))
     with pytest.raises(ValueError, match="part must be"):
         stylebridge.load(ckpt, part="g")
+
+
+def test_check_api_names(model, io):
+    """The names the issue's checks call: map / synthesize / generate, space="stylemap", one mask for a batch."""
+    z = torch.randn(2, model.config.generator.latent_channels, generator=torch.Generator().manual_seed(0))
+    s = model.map(z)
+    torch.testing.assert_close(model.synthesize(s), model.decode(s))
+    torch.testing.assert_close(model.generate(z), model.decode(s))
+    mask = io["mask_w"][0]
+    both = model.local_edit(s, s.flip(0), mask, space="stylemap")
+    torch.testing.assert_close(both, model.local_edit(s, s.flip(0), mask.expand(2, -1, -1), space="w"))
+    with pytest.raises(ValueError, match="space"):
+        model.local_edit(s, s, mask, space="pixels")

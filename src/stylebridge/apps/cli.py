@@ -165,8 +165,37 @@ def _cmd_evaluate_editing(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def _cmd_evaluate_local(args: argparse.Namespace) -> int:
+    import shlex
+
+    from stylebridge.evaluate.local_editing import run_local_editing_evaluation, write_local_editing_report
+    from stylebridge.evaluate.report import prepare_out_dir
+
+    prepare_out_dir(args.out, create=False)  # fails before minutes of work
+    if args.methods or args.inputs or args.editing:
+        raise ValueError("--local-editing takes --model, --regions and --baseline, not --methods / --inputs / "
+                         "--editing")
+    model = args.model or f"{args.generator}-stylemapgan"
+    baseline = None if args.baseline == "none" else args.baseline
+    seed = {} if args.seed is None else {"seed": args.seed}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = run_local_editing_evaluation(model, regions=args.regions, n=args.n, baseline=baseline,
+                                          device=args.device, progress=not args.quiet, **seed)
+    parts = ["--local-editing", "--model", str(model), "--regions", *args.regions, "--baseline", args.baseline,
+             "--n", str(args.n)] + (["--seed", str(args.seed)] if args.seed is not None else []) + [
+             "--out", str(args.out)]
+    result.report["config"]["command"] = "stylebridge evaluate " + " ".join(shlex.quote(a) for a in parts)
+    paths = write_local_editing_report(result, args.out)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import shlex
+
+    if args.local_editing:
+        return _cmd_evaluate_local(args)
 
     from stylebridge.evaluate.report import evaluate_to_folder
 
@@ -528,13 +557,14 @@ def _cmd_metrics_fd(args: argparse.Namespace) -> int:
     from stylebridge.formats.loading import load
     from stylebridge.metrics.frechet import fd_of_generator, feature_extractor
     from stylebridge.models.stylegan2 import StyleGAN2Generator
+    from stylebridge.models.stylemapgan import StyleMapGAN
 
     device = pick_device(args.device)
     if args.json:
         from stylebridge.core.atomic import check_writable_file
 
         check_writable_file(args.json)  # before minutes of feature extraction, not after
-    G = load(args.model, part=args.part, expect=StyleGAN2Generator)
+    G = load(args.model, part=args.part, expect=(StyleGAN2Generator, StyleMapGAN))
     if args.real != "synthfaces" and not Path(args.real).is_dir():
         raise NotADirectoryError(f"{args.real}: not a folder of images (or 'synthfaces')")
     extractor = feature_extractor(args.features).to(device)
@@ -726,7 +756,8 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--frames", type=positive_int, default=16,
                     help="frames of a --walk (PNG frames + a GIF per image)")
     tl.add_argument("--style-encoder", default=None, help="actmap: take each image's styles from this pSp / e4e")
-    tl.add_argument("--truncation", type=finite_float, default=1.0)
+    tl.add_argument("--truncation", type=finite_float, default=None,
+                    help="truncation psi of sampled styles (pipelines that sample; default 1.0: none)")
     tl.add_argument("--batch-size", "--batch", dest="batch_size", type=positive_int, default=8,
                     help="images per forward pass (default 8)")
     tl.add_argument("--device", default="auto")
@@ -745,8 +776,8 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--region", default=None,
                     help="synthfaces regions instead of a mask, e.g. hair or hair,glasses (background, skin, hair, "
                          "eyes, brows, mouth, nose, glasses, beard, clothes)")
-    se.add_argument("--space", default="w_plus", choices=("w_plus", "w"),
-                    help="mix every stylecode level (w_plus, default) or the stylemap only (w)")
+    se.add_argument("--space", default="w_plus", choices=("w_plus", "stylemap", "w"),
+                    help="mix every stylecode level (w_plus, default) or the stylemap only (stylemap; official: w)")
     se.add_argument("--out", required=True)
     se.set_defaults(func=_cmd_stylemap_edit)
     si = sm.add_parser("interpolate", help="frames (PNG + GIF) from each image to its reference in stylemap space")
@@ -854,8 +885,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--generator", default="synthfaces-64", help="generator the methods belong to (default "
                     "synthfaces-64); shipped methods are its {generator}-psp-inversion etc.")
     ev.add_argument("--methods", nargs="+", default=None, metavar="NAME[=MODEL]",
-                    help="registered methods (psp, e4e, actmap, psp-sketch; default: all) or LABEL=MODEL for a model "
-                         "of your own (shipped name or path)")
+                    help="registered methods (default psp, e4e, actmap, psp-sketch; also stylemapgan, restyle, "
+                         "optimize, optimize-e4e, pti) or LABEL=MODEL for a model of your own (shipped name or path)")
     ev.add_argument("--inputs", nargs="+", default=None, metavar="KIND",
                     help="input kinds (default all): reconstruction blur sketch segmentation superres4 superres8 "
                          "inpaint frontalize emoji")
@@ -883,6 +914,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--pti-steps", type=positive_int, default=100,
                     help="--editing: PTI's tuning steps (default 100; PTI's own 350)")
     ev.add_argument("--pti-rank", type=int, default=8, help="--editing: rank of PTI's tuned deltas (0: dense)")
+    ev.add_argument("--local-editing", action="store_true",
+                    help="the local-editing table instead: StyleMapGAN region transplants (A with B's hair, glasses, "
+                         "beard, mouth) against synthfaces' ground truth, beside pSp W+ mixing and a pixel paste")
+    ev.add_argument("--model", default=None,
+                    help="--local-editing: the StyleMapGAN (default {generator}-stylemapgan)")
+    ev.add_argument("--regions", nargs="+", default=["hair", "glasses", "beard", "mouth"],
+                    choices=("hair", "glasses", "beard", "mouth"), help="--local-editing: regions (default all four)")
+    ev.add_argument("--baseline", default="psp",
+                    help="--local-editing: the W+ baseline's inverter (default psp; none: no baseline)")
     ev.set_defaults(func=_cmd_evaluate)
 
     d = sub.add_parser("demo", help="the project's demo: samples, truncation sweep, style mixing")

@@ -13,7 +13,15 @@ psp             ``{generator}-psp-inversion``               every kind (RGB)
 e4e             ``{generator}-e4e-inversion``               every kind (RGB)
 actmap          ``{generator}-actmap``                      every kind (RGB; mean w, constant noise)
 psp-sketch      ``{generator}-psp-sketch``                  the sketch itself (1 channel); other kinds as luma
+stylemapgan (*) ``{generator}-stylemapgan``                 every kind (RGB; decode(encode(x)), its own generator)
+restyle (*)     ``{generator}-restyle-e4e-inversion``       every kind (RGB)
+optimize (*)    — (the generator itself)                    every kind (RGB; W+ projection, 200 steps)
+optimize-e4e(*) — (e4e's start, then the generator)        every kind (RGB)
+pti (*)         — (PTI on ReStyle's pivot)                  every kind (RGB; pivot + 100 tuning steps)
 ==============  ==========================================  ==================================================
+
+(*) not in the default set (seconds per face, or a second run of another row): name them in ``--methods``. The
+optimisation rows run with the inverters' defaults except the steps above (`method_from_inverter` takes others).
 
 ``--methods NAME=MODEL`` evaluates another model: under a registered NAME with that method's builder, under any other
 NAME with `method_from_model` (pSp / e4e: by its input channels — 3: RGB of every kind, 1: the sketch, other kinds as
@@ -41,8 +49,8 @@ import torch
 
 from stylebridge.evaluate.inputs import INPUT_KINDS, InputBatch
 
-__all__ = ["EvalMethod", "MethodSpec", "build_method", "method_from_model", "parse_method", "register_method",
-           "registered_methods", "unregister_method"]
+__all__ = ["EvalMethod", "MethodSpec", "build_method", "method_from_inverter", "method_from_model", "parse_method",
+           "register_method", "registered_methods", "unregister_method"]
 
 ALL_KINDS = frozenset(INPUT_KINDS)
 
@@ -184,6 +192,39 @@ def method_from_model(model: str | os.PathLike | torch.nn.Module, name: str, dev
     return EvalMethod(name, kinds, translate, model=label, network=_describe(pipe.model), notes=notes)
 
 
+def method_from_inverter(inverter: str, name: str, model: str | os.PathLike | torch.nn.Module | None = None,
+                         generator: str | os.PathLike | torch.nn.Module | None = None,
+                         device: torch.device | str = "cpu", **options: object) -> EvalMethod:
+    """An `EvalMethod` that inverts every input (its RGB, resized to the generator's resolution) with the inverter
+    ``inverter`` (`invert.base.make_inverter`: "optimize", "optimize-e4e", "restyle", "pti", …; ``model``,
+    ``generator`` and ``options`` go to it) and renders the result — tuned weights and optimised noise included —
+    so reconstruction by optimisation sits in the same table as the encoders."""
+    from stylebridge.core.imageio import prepare_images
+    from stylebridge.invert.base import resolve_inverter
+
+    dev = torch.device(device)
+    inv = resolve_inverter(inverter, model=model, generator=generator, progress=False, **options).to(dev)
+    size = inv.input_size
+
+    def translate(b: InputBatch) -> torch.Tensor:
+        res = inv.invert(prepare_images(b.rgb, 3, size).to(dev))
+        return inv.render(res.w_plus, **res.render_options()).float().cpu()
+
+    facts = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+    return EvalMethod(name, ALL_KINDS, translate, model=str(model or generator or inverter),
+                      network=f"{type(inv).__name__} into {_describe(inv.generator)}",
+                      notes=f"inverter {inverter}" + (f" ({facts})" if facts else ""))
+
+
+def _inverter(name: str, inverter: str, **options: object) -> Builder:
+    def build(model: str | None, generator: str, device: torch.device) -> EvalMethod:
+        if inverter == "optimize":  # into the generator itself (a path or shipped name given as the model)
+            return method_from_inverter(inverter, name, generator=model or generator, device=device, **options)
+        # encoder-based (restyle, optimize-e4e, pti on an encoder's pivot): the model is the encoder
+        return method_from_inverter(inverter, name, model=model, device=device, **options)
+    return build
+
+
 def _shipped(name: str, suffix: str) -> Builder:
     def build(model: str | None, generator: str, device: torch.device) -> EvalMethod:
         return method_from_model(model or f"{generator}-{suffix}", name, device)
@@ -201,3 +242,13 @@ _register_builtins([
     ("actmap", "actmap", "activation-map translator (Zheng 2022), mean w, shipped"),
     ("psp-sketch", "psp-sketch", "pSp sketch → face encoder (1-channel input), shipped"),
 ])
+register_method("stylemapgan", _shipped("stylemapgan", "stylemapgan"), model="{generator}-stylemapgan",
+                description="StyleMapGAN encoder + its own generator (decode(encode(x))), shipped", default=False)
+register_method("restyle", _inverter("restyle", "restyle"), model="{generator}-restyle-e4e-inversion",
+                description="ReStyle-e4e iterative encoder, shipped", default=False)
+register_method("optimize", _inverter("optimize", "optimize", steps=200), model="{generator}",
+                description="optimisation in W+ (200 steps, perceptual + MSE)", default=False)
+register_method("optimize-e4e", _inverter("optimize-e4e", "optimize-e4e", steps=200),
+                description="optimisation from e4e's code (200 steps)", default=False)
+register_method("pti", _inverter("pti", "pti", pivot="restyle", steps=100), model="{generator}-restyle-e4e-inversion",
+                description="pivotal tuning on ReStyle's pivot (100 steps, rank 8)", default=False)

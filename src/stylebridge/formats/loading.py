@@ -6,6 +6,7 @@ Supported today:
     * bare rosinality generator / discriminator state dicts;
     * NVlabs stylegan2-ada-pytorch / stylegan3 ``.pkl`` snapshots of StyleGAN2 networks (``G``, ``D``, ``G_ema``);
     * pSp / e4e training checkpoints, ArcFace IR-SE and torchvision ResNet state dicts (`stylebridge.formats.psp_e4e`).
+    * official StyleMapGAN and pix2pixHD checkpoints (`stylebridge.formats.stylemapgan`, `.pix2pixhd`).
 
 The architecture is inferred from tensor shapes, cross-checked against what the file states (rosinality
 ``args``, NVlabs init kwargs), and the weights are loaded strictly.
@@ -26,7 +27,7 @@ from stylebridge.core import registry
 from stylebridge.core.errors import CheckpointError, WrongModelError
 from stylebridge.core.native import MODEL_TYPES, PretrainedModel, read_native_config
 from stylebridge.core.safe_pickle import load_pickle, load_torch_file, sniff
-from stylebridge.formats import directions, nvlabs, psp_e4e, stylemapgan
+from stylebridge.formats import directions, nvlabs, pix2pixhd, psp_e4e, stylemapgan
 from stylebridge.formats.common import CheckpointInfo
 from stylebridge.formats.rosinality import discriminator_from_rosinality, generator_from_rosinality
 from stylebridge.models.stylegan2 import StyleGAN2Generator
@@ -38,7 +39,7 @@ M = TypeVar("M", bound=PretrainedModel)
 
 PARTS = ("g_ema", "g", "d")
 ENCODER_PARTS = ("encoder", "decoder")  # pSp / e4e checkpoints (where "d" is e4e's latent discriminator)
-STYLEMAPGAN_PARTS = ("ema", "nonema")  # StyleMapGAN train.py checkpoints ("d": its discriminator)
+STYLEMAPGAN_PARTS = ("ema", "nonema", "raw")  # StyleMapGAN train.py checkpoints ("d": its discriminator)
 
 
 @overload
@@ -167,6 +168,8 @@ def _from_torch_object(obj: Any, part: str | None, src: str) -> tuple[Pretrained
         raise CheckpointError(f"{src}: expected a dict at the top level, got {type(obj).__name__}")
     if stylemapgan.is_stylemapgan(obj):
         return stylemapgan.load_stylemapgan(obj, part, src)
+    if pix2pixhd.is_pix2pixhd(obj):  # bare latest_net_G.pth / latest_net_D.pth (+ the opt.txt beside them)
+        return pix2pixhd.load_pix2pixhd(obj, part, src)
     if any(k in obj for k in PARTS) and all(isinstance(obj.get(k, {}), dict) for k in PARTS):
         parts = tuple(k for k in PARTS if k in obj)
         want = part or "g_ema"

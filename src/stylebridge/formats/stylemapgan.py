@@ -1,12 +1,12 @@
 """Official StyleMapGAN checkpoints (naver-ai/StyleMapGAN ``train.py``: ``{"generator", "discriminator",
 "encoder", "g_ema", "e_ema", "train_args", *_optim}``) → `StyleMapGAN` / `StyleGAN2Discriminator`.
 
-``load(path)`` (or ``part="ema"``) gives the EMA generator and encoder, ``part="nonema"`` the trained (non-EMA)
-pair, ``part="d"`` the discriminator. The architecture comes from ``train_args`` (``size``, ``latent_channel_size``,
-``latent_spatial_size``, ``mapping_layer_num``, ``lr_mul``, ``normalize_mode``, ``small_generator``) and every
-width from the weight shapes (scaled-down checkpoints change the channel tables in code). Weights load strictly; the
-blur-kernel buffers the official modules store are checked against the config and dropped; the optimiser states
-are ignored.
+``load(path)`` (or ``part="ema"``) gives the EMA generator and encoder, ``part="nonema"`` (or ``"raw"``) the trained
+(non-EMA) pair, ``part="d"`` the discriminator. The architecture comes from ``train_args`` (``size``,
+``latent_channel_size``, ``latent_spatial_size``, ``mapping_layer_num``, ``lr_mul``, ``normalize_mode``,
+``small_generator``) and every width from the weight shapes (scaled-down checkpoints change the channel tables in
+code). Weights load strictly; the blur-kernel buffers the official modules store are checked against the config and
+dropped; the optimiser states are ignored.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from stylebridge.models.stylemapgan import (
 
 __all__ = ["is_stylemapgan", "load_stylemapgan"]
 
-PARTS = {None: ("g_ema", "e_ema"), "ema": ("g_ema", "e_ema"), "nonema": ("generator", "encoder")}
+PARTS = {None: ("g_ema", "e_ema"), "ema": ("g_ema", "e_ema"), "nonema": ("generator", "encoder"),
+         "raw": ("generator", "encoder")}  # "raw": the same non-EMA pair under the name the other formats use
 _KERNEL = re.compile(r".*(\.kernel)$")
 
 
@@ -97,7 +98,8 @@ def load_stylemapgan(obj: dict[str, Any], part: str | None, src: str) -> tuple[A
         return discriminator_from_rosinality(obj["discriminator"], f"{src}[discriminator]", {"size": args.get(
             "size")}), info
     if part not in PARTS:
-        raise ValueError(f"{src}: a StyleMapGAN checkpoint; part must be None, 'ema', 'nonema' or 'd', got {part!r}")
+        raise ValueError(f"{src}: a StyleMapGAN checkpoint; part must be None, 'ema', 'nonema' / 'raw' or 'd', "
+                         f"got {part!r}")
     gk, ek = PARTS[part]
     for k in (gk, ek):
         if not isinstance(obj.get(k), dict):

@@ -282,18 +282,38 @@ def stats_of_folder(folder: str | os.PathLike, extractor: FeatureExtractor, n: i
 @torch.no_grad()
 def stats_of_generator(G: torch.nn.Module, extractor: FeatureExtractor, n: int, truncation_psi: float = 1.0,
                        seed: int = 0, batch: int = 100, progress: bool = True) -> FeatureStats:
-    """Statistics of ``n`` images of generator ``G`` (z and noise from a private RNG seeded with ``seed``: the same
-    images every call, and the global RNG is left untouched)."""
+    """Statistics of ``n`` images of generator ``G`` — a StyleGAN2 generator, or a StyleMapGAN (its generator; ψ
+    around its mean stylemap of 4,096 z) — with z and noise from a private RNG seeded with ``seed``: the same images
+    every call, and the global RNG is left untouched."""
+    from stylebridge.models.stylemapgan import StyleMapGAN, StyleMapGenerator
+
     gen = torch.Generator().manual_seed(seed)
-    device = G.w_avg.device
+    if isinstance(G, StyleMapGAN):
+        G = G.generator
+    if isinstance(G, StyleMapGenerator):
+        device = next(G.parameters()).device
+        z_dim = G.config.latent_channels
+        mean = None
+        if truncation_psi != 1:
+            with torch.no_grad():
+                mean = G.mean_stylemap(torch.randn(4096, z_dim, generator=gen).to(device))
+
+        def sample(b: int) -> torch.Tensor:
+            return G(torch.randn(b, z_dim, generator=gen).to(device), truncation_psi, mean)
+    else:
+        device = G.w_avg.device
+
+        def sample(b: int) -> torch.Tensor:
+            z = torch.randn(b, G.z_dim, generator=gen).to(device)
+            noise = [t.to(device) for t in G.make_noise(b, generator=gen)]
+            return G.synthesize(G.map(z, truncation_psi), noise=noise)
 
     def batches() -> Iterator[torch.Tensor]:
         done = 0
         while done < n:
             b = min(batch, n - done)
-            z = torch.randn(b, G.z_dim, generator=gen).to(device)
-            noise = [t.to(device) for t in G.make_noise(b, generator=gen)]
-            yield G.synthesize(G.map(z, truncation_psi), noise=noise).float().clamp(-1, 1)
+            with torch.no_grad():
+                yield sample(b).float().clamp(-1, 1)
             done += b
 
     return stats_of_images(batches(), extractor, n, desc="generated", progress=progress)
@@ -366,7 +386,9 @@ def fd_of_generator(G: torch.nn.Module, extractor: FeatureExtractor, real: str =
     """
     if math.isnan(truncation_psi):
         raise ValueError("truncation_psi is NaN")
-    res = int(G.resolution)
+    from stylebridge.models.stylemapgan import StyleMapGAN
+
+    res = int(G.config.generator.resolution if isinstance(G, StyleMapGAN) else G.resolution)
     real_a = real_stats(extractor, real, n, res, "A", cache_dir, progress)
     n_eff = real_a.n  # a folder may hold fewer than n images: compare equal-sized sets
     fake = stats_of_generator(G, extractor, n_eff, truncation_psi, seed, progress=progress)

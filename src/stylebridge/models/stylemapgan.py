@@ -168,7 +168,7 @@ class SpatialModulatedConv2d(nn.Module):
             raise ValueError(f"stylecode {tuple(code.shape)} does not match the activations {tuple(x.shape)}")
         if self.normalize:
             x = F.layer_norm(x, x.shape[1:])
-        x = x * self.gamma(code) + self.beta(code)
+        x = torch.addcmul(self.beta(code), x, self.gamma(code))  # one pass instead of two over x
         w = (self.weight[0] * self.scale).to(x.dtype)
         if self.upsample:
             return self.blur(F.conv_transpose2d(x, w.transpose(0, 1), stride=2))
@@ -185,7 +185,8 @@ class SpatialStyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_ch)
 
     def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        return self.activate(self.conv(x, code))
+        # in place when nothing needs the conv output for a backward pass (inference: ~6 % at 256 px)
+        return self.activate(self.conv(x, code), inplace=not torch.is_grad_enabled())
 
 
 class StyledResBlock(nn.Module):
@@ -362,8 +363,8 @@ class StyleMapGANConfig:
 
 
 class StyleMapGAN(PretrainedModel):
-    """A StyleMapGAN generator and its encoder: ``encode`` (image → stylemap), ``decode`` (stylemap → image),
-    ``reconstruct`` (both), ``generate`` (z → image)."""
+    """A StyleMapGAN generator and its encoder: ``map`` (z → stylemap), ``encode`` (image → stylemap), ``decode`` /
+    ``synthesize`` (stylemap → image), ``reconstruct`` (both), ``generate`` (z → image), ``local_edit``."""
 
     model_type = "stylemapgan"
     config_class = StyleMapGANConfig
@@ -382,7 +383,21 @@ class StyleMapGAN(PretrainedModel):
         """Stylemaps [N, C, S, S] → images [N, 3, R, R]."""
         return self.generator.decode(stylemap)
 
+    def synthesize(self, stylemap: torch.Tensor) -> torch.Tensor:
+        """Stylemaps [N, C, S, S] → images [N, 3, R, R] (the same as `decode`)."""
+        return self.generator.decode(stylemap)
+
+    def map(self, z: torch.Tensor, truncation: float | None = None, mean: torch.Tensor | None = None) -> torch.Tensor:
+        """z [N, C] (standard normal) → stylemaps [N, C, S, S] (`StyleMapGenerator.map`)."""
+        return self.generator.map(z, truncation, mean)
+
+    def generate(self, z: torch.Tensor, truncation: float | None = None,
+                 mean: torch.Tensor | None = None) -> torch.Tensor:
+        """z [N, C] → random images [N, 3, R, R]."""
+        return self.generator(z, truncation, mean)
+
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """Images [N, 3, R, R] in [-1, 1] → decode(encode(images)) [N, 3, R, R]."""
         return self.decode(self.encode(images))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -391,21 +406,27 @@ class StyleMapGAN(PretrainedModel):
     # -- editing (the official generate.py / demo.py operations) ---------------------------------------------------
     def local_edit(self, source: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor,
                    space: str = "w_plus") -> torch.Tensor:
-        """Blend two stylemaps [N, C, S, S] under ``mask`` [N, R, R] (image resolution; the reference where the mask,
-        max-pooled to each level, is > −1) and decode.
+        """Blend two stylemaps [N, C, S, S] under ``mask`` [N, R, R] (or one [R, R] / [1, R, R] for all; image
+        resolution; the reference where the mask, max-pooled to each level, is > −1) and decode.
 
-        space "w": pool the mask to S and mix the stylemaps themselves; "w_plus": run both through every stylecode
-        layer and mix each level's code with the mask pooled to that level (the official default for local edits).
+        space "w_plus" (default): run both through every stylecode layer and mix each level's code with the mask
+        pooled to that level (the official default for local edits); "stylemap" (official name "w"): pool the mask
+        to S and mix the stylemaps themselves.
         """
+        if mask.ndim == 2:
+            mask = mask[None]
+        if mask.ndim == 3 and mask.shape[0] == 1 and source.shape[0] > 1:
+            mask = mask.expand(source.shape[0], -1, -1)
         if mask.ndim != 3 or mask.shape[0] != source.shape[0]:
             raise ValueError(f"mask must be [N, R, R] for {source.shape[0]} stylemaps, got {tuple(mask.shape)}")
+        space = "w" if space == "stylemap" else space
         size = self.config.generator.resolution
         dec = self.generator.decoder
         if space == "w":
             m = F.max_pool2d(mask[:, None], size // source.shape[-1])
             return dec(torch.where(m > -1, reference, source))
         if space != "w_plus":
-            raise ValueError(f"space must be 'w' or 'w_plus', got {space!r}")
+            raise ValueError(f"space must be 'w_plus' or 'stylemap' ('w'), got {space!r}")
         codes = []
         for a, b in zip(dec.stylecodes(source), dec.stylecodes(reference)):
             m = F.max_pool2d(mask[:, None], size // a.shape[-1])
