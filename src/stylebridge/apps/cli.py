@@ -515,6 +515,23 @@ def _cmd_directions_find(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_distill_pairs(args: argparse.Namespace) -> int:
+    from stylebridge.edit.distill_pairs import make_pairs
+
+    result = make_pairs(args.generator, args.out, mode=args.mode, direction=args.direction, attribute=args.attribute,
+                        count=args.count, coeff=args.coeff, layers=args.layers, classifier=args.classifier,
+                        min_confidence=args.min_confidence, min_identity=args.min_identity,
+                        identity_quantile=args.identity_quantile, crossover=args.crossover,
+                        both_directions=args.both_directions, find_method=args.find_method,
+                        find_samples=args.find_samples, find_fraction=args.find_fraction, seed=args.seed,
+                        truncation_psi=args.truncation, batch_size=args.batch_size, device=args.device,
+                        overwrite=args.overwrite, progress=not args.quiet)
+    inputs = "source/ + source2/" if args.mode != "edit" else "source/"
+    print(f"kept {result.kept} of {result.rendered} triplets ({result.kept_fraction:.1%}): {result.written} pairs in "
+          f"{result.out}/ ({inputs} → target/); report: {result.out}/report.md")
+    return 0
+
+
 def _cmd_stylemap_edit(args: argparse.Namespace) -> int:
     from stylebridge.pipelines.stylemap import edit_folder
 
@@ -826,6 +843,52 @@ def build_parser() -> argparse.ArgumentParser:
     dsh.add_argument("--truncation", type=finite_float, default=0.7)
     dsh.add_argument("--out", required=True, help="PNG grid")
     dsh.set_defaults(func=_cmd_directions_show)
+
+    dist = sub.add_parser("distill", help="StyleGAN2 distillation: paired data from the generator").add_subparsers(
+        dest="what", required=True)
+    dpr = dist.add_parser("pairs", help="render (−c·d, +c·d) pairs along a direction and keep the confident ones, or "
+                                        "style-mixing / blending triplets: a paired folder + a filter report")
+    dpr.add_argument("--generator", required=True, help="generator: checkpoint, native folder or shipped name")
+    dpr.add_argument("--mode", choices=("edit", "mix", "blend"), default="edit",
+                     help="edit (default): attribute pairs; mix: A, B and their style mix; blend: A, B and the "
+                          "render of (w_A + w_B) / 2")
+    dpr.add_argument("--direction", default=None,
+                     help="edit: direction file / folder or shipped name (e.g. smile, synthfaces-64-glasses)")
+    dpr.add_argument("--attribute", default=None,
+                     help="edit: the attribute the classifier judges (default: the direction's own); without "
+                          "--direction a direction is found for it (e.g. smile, glasses, hair_color=blonde:black)")
+    dpr.add_argument("--count", type=positive_int, required=True, help="triplets to render (kept ones are fewer)")
+    dpr.add_argument("--out", required=True, help="output folder (source/, target/, report.md …)")
+    dpr.add_argument("--layers", default=None, help="edit: W+ rows to move (a-b, a,b,c or all; default: the "
+                                                    "direction's own)")
+    dpr.add_argument("--coeff", type=finite_float, default=None,
+                     help="edit: strength c of ±c·d (default: the end of the direction's suggested range)")
+    dpr.add_argument("--classifier", default="synthfaces-domain", help="domain network reading the attribute and "
+                                                                       "the identity")
+    dpr.add_argument("--min-confidence", type=finite_float, default=0.75,
+                     help="edit: probability each render must give its side, in (0.5, 1) (default 0.75)")
+    dpr.add_argument("--min-identity", type=finite_float, default=None,
+                     help="edit: identity similarity a pair needs (default: the --identity-quantile of the run)")
+    dpr.add_argument("--identity-quantile", type=finite_float, default=0.1,
+                     help="edit without --min-identity: drop pairs below this quantile of the run's identities "
+                          "(default 0.1; 0 keeps all)")
+    dpr.add_argument("--crossover", type=positive_int, default=None,
+                     help="mix: first W+ row taken from B (default num_ws / 2)")
+    dpr.add_argument("--both-directions", action="store_true",
+                     help="edit: also write the reverse pair (+c·d → −c·d): a model that toggles the attribute")
+    dpr.add_argument("--find-method", choices=("logistic", "interfacegan", "meandiff"), default="logistic",
+                     help="--attribute without --direction: how to find it (default logistic, as the paper)")
+    dpr.add_argument("--find-samples", type=positive_int, default=5000,
+                     help="--attribute without --direction: sampled faces (default 5000)")
+    dpr.add_argument("--find-fraction", type=finite_float, default=0.02,
+                     help="--attribute without --direction: most confident fraction at each end (default 0.02)")
+    dpr.add_argument("--seed", type=non_negative_int, default=0, help="first seed (sample i: seed + i)")
+    dpr.add_argument("--truncation", type=finite_float, default=1.0)
+    dpr.add_argument("--batch-size", type=positive_int, default=16)
+    dpr.add_argument("--device", default="auto")
+    dpr.add_argument("--overwrite", action="store_true", help="replace an earlier run's outputs in --out")
+    dpr.add_argument("--quiet", action="store_true")
+    dpr.set_defaults(func=_cmd_distill_pairs)
 
     me = sub.add_parser("metrics", help="quality metrics").add_subparsers(dest="what", required=True)
     mf = me.add_parser("fd", help="Fréchet distance of a generator to real images (FID with an Inception file)")

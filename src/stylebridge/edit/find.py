@@ -26,19 +26,21 @@ from stylebridge.edit.sefa import sefa_direction
 from stylebridge.formats.loading import load, load_generator
 from stylebridge.models.direction import Direction, GanSpaceComponents
 from stylebridge.models.domain import DomainNetwork
+from stylebridge.models.stylegan2 import StyleGAN2Generator
 
 __all__ = ["FIND_METHODS", "find_direction"]
 
 FIND_METHODS = ("interfacegan", "logistic", "meandiff", "guided", "ganspace", "sefa")
 
 
-def find_direction(generator: str | os.PathLike, method: str, *, attribute: str | None = None,
-                   labels_csv: str | os.PathLike | None = None, classifier: str | os.PathLike = "synthfaces-domain",
+def find_direction(generator: str | os.PathLike | StyleGAN2Generator, method: str, *, attribute: str | None = None,
+                   labels_csv: str | os.PathLike | None = None,
+                   classifier: str | os.PathLike | DomainNetwork = "synthfaces-domain",
                    samples: int = 20_000, fraction: float = 0.02, conditions: Sequence[str | os.PathLike] = (),
                    layers: str | None = None, component: int = 0, components: int = 32, seed: int = 0,
                    name: str | None = None, steps: int = 150, precision: str = "auto",
                    progress: bool = True) -> Direction | GanSpaceComponents:
-    """Find a direction on ``generator`` (path or shipped name).
+    """Find a direction on ``generator`` (path, shipped name or a loaded `StyleGAN2Generator`).
 
     * interfacegan / logistic / meandiff: ``attribute`` scored by ``classifier`` (a domain network: the shipped
       synthfaces-domain or the user's) on ``samples`` rendered w, or ``labels_csv`` (seed,label rows) instead;
@@ -51,12 +53,13 @@ def find_direction(generator: str | os.PathLike, method: str, *, attribute: str 
     """
     if method not in FIND_METHODS:
         raise ValueError(f"method must be one of {', '.join(FIND_METHODS)}, got {method!r}")
-    G = load_generator(generator, what="--generator")
-    gname = generator_digest(G, str(generator))
+    loaded = isinstance(generator, StyleGAN2Generator)
+    G = generator if loaded else load_generator(generator, what="--generator")
+    gname = generator_digest(G, "" if loaded else str(generator))
     if method == "sefa":
         return sefa_direction(G, component, layers or "all", name=name, generator_name=gname)
     if method == "ganspace":
-        return find_ganspace(G, samples, components, seed, generator_name=str(generator))
+        return find_ganspace(G, samples, components, seed, generator_name="" if loaded else str(generator))
     if (attribute is None) == (labels_csv is None):
         raise ValueError(f"method {method} needs exactly one of --attribute (scored by the classifier) or --labels-csv")
     if labels_csv is not None:
@@ -64,11 +67,12 @@ def find_direction(generator: str | os.PathLike, method: str, *, attribute: str 
         w = seeds_to_w(G, seeds)
         label_text = f"csv:{Path(labels_csv).name}"
     else:
-        net = load(classifier, expect=DomainNetwork).eval()
+        net = (classifier if isinstance(classifier, DomainNetwork) else load(classifier, expect=DomainNetwork)).eval()
         w = sample_w(G, samples, seed)
         scores = render_scores(G, w, lambda im: attribute_scores(net, im.to(torch.float32), attribute),
                                progress=progress)
-        label_text = f"{Path(str(classifier)).name}:{attribute}"
+        cname = "domain network" if isinstance(classifier, DomainNetwork) else Path(str(classifier)).name
+        label_text = f"{cname}:{attribute}"
     if method == "guided" and attribute is None:
         raise ValueError("method guided needs --attribute (it optimises through the classifier's heads)")
     conds = [load(c, expect=Direction) for c in conditions]
