@@ -81,4 +81,5 @@ def test_train_actmap_then_translate_and_walk(tmp_path, generator, faces, capsys
     assert "takes no --task" in capsys.readouterr().err
     assert main(["translate", "--model", str(generator), "--images", str(faces / "rgb"), "--out",
                  str(tmp_path / "y"), "--quiet"]) == 2
-    assert "expected an activation-map translator, a pSp / e4e model or StyleMapGAN" in capsys.readouterr().err
+    assert ("expected an activation-map translator, a pSp / e4e model, a pix2pixHD generator or StyleMapGAN"
+            in capsys.readouterr().err)

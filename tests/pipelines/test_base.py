@@ -75,7 +75,8 @@ def test_actmap_pipeline_result_walk_and_resize():
 
 def test_load_pipeline_refuses_the_wrong_kind():
     with pytest.raises(WrongModelError, match="synthfaces-64: holds a StyleGAN2Generator; expected an "
-                                              "activation-map translator, a pSp / e4e model or StyleMapGAN"):
+                                              "activation-map translator, a pSp / e4e model, a pix2pixHD generator "
+                                              "or StyleMapGAN"):
         load_pipeline("synthfaces-64", takes="images")
     with pytest.raises(ValueError, match="no pipeline for a DomainNetwork"):
         pipeline_for(stylebridge.load("synthfaces-domain"))

@@ -288,6 +288,22 @@ def _cmd_train_stylemapgan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_pix2pixhd(args: argparse.Namespace) -> int:
+    from stylebridge.train.pix2pixhd import load_pix2pixhd_config, train_pix2pixhd
+
+    overrides = list(args.set or [])
+    if args.steps is not None:
+        overrides.append(f"optim.steps={args.steps}")
+    if args.pairs is not None:
+        overrides.append(f"data.pairs={args.pairs}")
+    run, cfg_path = _run_folder(args)
+    train_pix2pixhd(load_pix2pixhd_config(cfg_path, overrides), run, resume=bool(args.resume),
+                    max_steps_this_run=args.max_steps_this_run)
+    print(f"pix2pixHD run in {run}/ (model: {run}/model once every step is done; run it with "
+          f"stylebridge translate --model {run}/model)")
+    return 0
+
+
 def _run_arch(run: Path) -> str:
     """The --arch of the run in ``run`` (its resolved config.yaml), so ``--resume RUN`` needs nothing else."""
     import yaml
@@ -394,7 +410,8 @@ def _cmd_translate(args: argparse.Namespace) -> int:
                          f"{'does' if len(bad) == 1 else 'do'} not apply to {describe_model(pipe.model)} "
                          f"(it takes {', '.join(takes)})")
     report = run_folder(pipe, args.images, args.out, batch_size=args.batch_size, device=args.device,
-                        precision=args.precision, progress=not args.quiet, desc="translate", **options)
+                        precision=args.precision, progress=not args.quiet, desc="translate", images2=args.images2,
+                        **options)
     print(f"wrote {report.written} translations ({len(report.files)} files) to {report.out}/"
           + _skipped_text(report))
     return 0
@@ -714,6 +731,18 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     ts.set_defaults(func=_cmd_train_stylemapgan)
 
+    tp = tr.add_parser("pix2pixhd", help="pix2pixHD translator on a paired folder (e.g. from stylebridge distill "
+                                         "pairs; torchrun for several processes)")
+    tp.add_argument("--config", default=None, help="YAML experiment config (see configs/pix2pixhd/)")
+    tp.add_argument("--pairs", default=None, metavar="DIR",
+                    help="pairs folder: source/, target/ (+ source2/ for two-image inputs); sets data.pairs")
+    tp.add_argument("--out", default=None, help="run folder")
+    tp.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
+    tp.add_argument("--steps", type=int, default=None, help="total steps (overrides optim.steps)")
+    tp.add_argument("--max-steps-this-run", type=int, default=None, help="stop (checkpointed) after this many")
+    tp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    tp.set_defaults(func=_cmd_train_pix2pixhd)
+
     te = tr.add_parser("encoder", help="pSp / e4e / ReStyle encoders or the activation-map translator for a frozen "
                                        "generator")
     te.add_argument("--arch", default=None, choices=("psp", "e4e", "restyle-psp", "restyle-e4e", "actmap"),
@@ -761,9 +790,13 @@ def build_parser() -> argparse.ArgumentParser:
     en.set_defaults(func=_cmd_encode)
 
     tl = sub.add_parser("translate", help="translate a folder of images (sketches, photos, emoji …) into the "
-                                          "generator's domain with a pSp / e4e model or an activation-map translator")
+                                          "generator's domain with a pSp / e4e model or an activation-map translator, "
+                                          "or edit it in one pass with a pix2pixHD (distilled) translator")
     tl.add_argument("--model", required=True, help="translator: checkpoint, native folder or shipped name")
     tl.add_argument("--images", required=True, help="folder of images (searched recursively) or one image")
+    tl.add_argument("--images2", default=None, metavar="B_DIR",
+                    help="two-image translators (pix2pixHD mixing / blending): the B images, paired with --images "
+                         "by file name")
     tl.add_argument("--out", required=True)
     tl.add_argument("--samples", type=non_negative_int, default=0,
                     help="pSp / e4e: K extra outputs with random fine styles")

@@ -36,7 +36,8 @@ from torch.utils.data import Dataset
 from stylebridge.core.imageio import DEFAULT_MAX_PIXELS, BadImageError, center_crop_resize, load_image, scan_images
 from stylebridge.data.tasks import parse_task, random_masks
 
-__all__ = ["FOLDER_PAIRED_TASKS", "FolderPairs", "input_kind", "load_input", "pair_files"]
+__all__ = ["FOLDER_PAIRED_TASKS", "FolderPairs", "ImagePairs", "input_kind", "load_input", "pair_files",
+           "pair_folders"]
 
 logger = logging.getLogger("stylebridge.data")
 
@@ -197,3 +198,97 @@ class FolderPairs(Dataset):
             inp = torch.cat([target * (1 - mask), mask], dim=1)
             extras["mask"] = mask
         return [(inp[j], target[j], {k: v[j] for k, v in extras.items()}) for j in range(len(positions))]
+
+
+def pair_folders(source: str | os.PathLike, target: str | os.PathLike,
+                 source2: str | os.PathLike | None = None) -> list[tuple[Path, ...]]:
+    """(source, target[, source2]) files of two or three folders with the same relative paths (extensions may
+    differ), sorted by the source's path. Every folder must exist; a source without its target (or, with
+    ``source2``, without its second input) is skipped with a warning; no complete pair at all is an error."""
+    for name, folder in (("source", source), ("target", target), ("source2", source2)):
+        if folder is not None and not Path(folder).is_dir():
+            raise FileNotFoundError(f"{folder}: {name} folder not found")
+    pairs = pair_files(source, target)
+    if source2 is None:
+        return list(pairs)
+    second = Path(source2)
+    by_key = {f.relative_to(second).with_suffix("").as_posix(): f for f in scan_images(second)}
+    out, missing = [], []
+    for src, dst in pairs:
+        key = src.relative_to(Path(source)).with_suffix("").as_posix()
+        if key in by_key:
+            out.append((src, dst, by_key[key]))
+        else:
+            missing.append(key)
+    if not out:
+        raise BadImageError(f"{source}: no input has a second input of the same name in {source2} "
+                            f"(e.g. {missing[:3]})")
+    if missing:
+        logger.warning("%s: %d inputs have no second input in %s and are skipped (e.g. %s)", source, len(missing),
+                       source2, missing[:3])
+    return out
+
+
+class ImagePairs(Dataset):
+    """(input, target) image pairs for image-to-image translators (pix2pixHD), from paired folders such as
+    ``stylebridge distill pairs`` writes: ``source/`` (inputs), ``target/`` (targets) and optionally ``source2/``
+    (second inputs: the input is then A and B concatenated, 6 channels), paired by relative path without extension.
+
+    Indexed by position as `FolderPairs` (position p is file ``perm_e[p mod n]`` of epoch e's permutation drawn from
+    (seed, e)): a position always gives the same pair, on every rank and after a resume. Items: (input
+    [3 or 6, R, R], target [3, R, R]) in [-1, 1]; unreadable files are logged once and replaced by the next pair.
+    """
+
+    def __init__(self, source: str | os.PathLike, target: str | os.PathLike, source2: str | os.PathLike | None = None,
+                 resolution: int = 64, seed: int = 0) -> None:
+        self.pairs = pair_folders(source, target, source2)
+        self.input_channels = 6 if source2 is not None else 3
+        self.resolution, self.seed = int(resolution), int(seed)
+        self._perm: tuple[int, torch.Tensor] | None = None
+        self._bad: set[int] = set()
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike, resolution: int = 64, seed: int = 0) -> ImagePairs:
+        """The pairs folder layout of ``stylebridge distill pairs``: ``folder/source``, ``folder/target`` and, when
+        present, ``folder/source2``."""
+        root = Path(folder)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: pairs folder not found")
+        for sub in ("source", "target"):
+            if not (root / sub).is_dir():
+                raise FileNotFoundError(f"{root}: not a pairs folder (no {sub}/ inside; expected source/, target/ "
+                                        "and optionally source2/)")
+        second = root / "source2"
+        return cls(root / "source", root / "target", second if second.is_dir() else None, resolution, seed)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    file_index = FolderPairs.file_index  # position → pair index (the same per-epoch permutations)
+
+    def load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pair ``i`` of the sorted file list (not a position): (input, target). Raises `BadImageError`."""
+        files, r = self.pairs[i], self.resolution
+        inp = torch.cat([load_input(files[0], 3, r)] + ([load_input(files[2], 3, r)] if len(files) > 2 else []))
+        return inp, load_input(files[1], 3, r)
+
+    def _pair(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = self.file_index(position)
+        for k in range(len(self.pairs)):
+            j = (i + k) % len(self.pairs)
+            if j in self._bad:
+                continue
+            try:
+                return self.load(j)
+            except BadImageError as e:
+                self._bad.add(j)
+                logger.warning("skipping bad training pair %s", e)
+        raise BadImageError(f"none of the {len(self.pairs)} training pairs could be read (see the warnings above)")
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._pair(int(position))
+
+    def batch(self, positions: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs [B, C, R, R] and targets [B, 3, R, R] of these positions."""
+        items = [self._pair(int(p)) for p in positions]
+        return torch.stack([x for x, _ in items]), torch.stack([t for _, t in items])

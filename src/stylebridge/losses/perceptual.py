@@ -17,8 +17,9 @@ from torch import nn
 
 from stylebridge.models.domain import DomainNetwork
 from stylebridge.models.lpips import LPIPS, load_lpips
+from stylebridge.models.vgg import VGG, VGGConfig, vgg_config_from_state_dict
 
-__all__ = ["DEFAULT_DOMAIN_NETWORK", "PerceptualDistance", "perceptual_distance"]
+__all__ = ["DEFAULT_DOMAIN_NETWORK", "PerceptualDistance", "VGG19FeatureLoss", "perceptual_distance"]
 
 DEFAULT_DOMAIN_NETWORK = "synthfaces-domain"
 
@@ -86,3 +87,56 @@ def _label(spec: str) -> str:
     """A short name for a model spec: the shipped name, or the folder's name."""
     p = Path(spec)
     return spec if not p.exists() else (p.name if p.name not in ("model", "") else str(p))
+
+
+# pix2pixHD's Vgg19 slices end at relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 (torchvision vgg19 ``features``
+# indices); its VGGLoss weights them 1/32, 1/16, 1/8, 1/4, 1.
+VGG19_TAPS = (1, 6, 11, 20, 29)
+VGG19_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+
+
+class VGG19FeatureLoss(nn.Module):
+    """pix2pixHD's ``VGGLoss``: Σ_i w_i · L1(VGG19_i(x), VGG19_i(y).detach()) over relu1_1 … relu5_1 with weights
+    1/32 … 1, on the images as they are (pix2pixHD feeds [-1, 1] images to VGG without ImageNet normalisation).
+    x, y [N, 3, H, W] → scalar. Frozen; ``name`` says which weights file it uses."""
+
+    def __init__(self, vgg: VGG, name: str) -> None:
+        super().__init__()
+        if vgg.config.depth != 19:
+            raise ValueError(f"pix2pixHD's perceptual loss needs a VGG-19, got a VGG-{vgg.config.depth}")
+        self.net, self.name = vgg.requires_grad_(False).eval(), name
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> VGG19FeatureLoss:
+        """From a torchvision ``vgg19-dcbb9e9d.pth`` state dict (or its ``features.*`` only; the classifier, if
+        present, is checked for shape and dropped)."""
+        from stylebridge.models.lpips import _state_dict
+
+        sd, src = _state_dict(path, "VGG-19")
+        cfg = vgg_config_from_state_dict(sd, src)
+        if cfg.depth != 19:
+            raise ValueError(f"{path}: a VGG-{cfg.depth}; pix2pixHD's perceptual loss uses VGG-19")
+        vgg = VGG(VGGConfig(depth=19, in_channels=cfg.in_channels, widths=cfg.widths, num_classes=0))
+        from stylebridge.core.native import check_state_dict
+
+        check_state_dict(vgg, {k: v.float() for k, v in sd.items() if k.startswith("features.")}, src)
+        return cls(vgg, f"VGG-19 feature L1 (pix2pixHD; {Path(path).name})")
+
+    def train(self, mode: bool = True) -> VGG19FeatureLoss:
+        return super().train(False)
+
+    def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for i, layer in enumerate(self.net.features[: VGG19_TAPS[-1] + 1]):
+            x = layer(x)
+            if i in VGG19_TAPS:
+                out.append(x)
+        return out
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if x.shape != y.shape or x.ndim != 4 or x.shape[1] != self.net.config.in_channels:
+            raise ValueError(f"the VGG-19 loss compares two [N, {self.net.config.in_channels}, H, W] batches, got "
+                             f"{tuple(x.shape)} and {tuple(y.shape)}")
+        fx, fy = self.taps(x), self.taps(y)
+        return sum(w * (a.float() - b.detach().float()).abs().mean()
+                   for w, a, b in zip(VGG19_WEIGHTS, fx, fy, strict=True))  # type: ignore[return-value]

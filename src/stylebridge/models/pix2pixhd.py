@@ -69,9 +69,15 @@ class Pix2PixHDGeneratorConfig:
     n_blocks_global: int = 9  # residual blocks of the global branch
     n_local_enhancers: int = 0  # 0: the global generator alone (official netG "global"); k >= 1: netG "local"
     n_blocks_local: int = 3  # residual blocks of each local enhancer (unused without enhancers)
+    # Side of the images it was trained on (0: unknown, e.g. official weights). The network is fully
+    # convolutional; pipelines resize their inputs to this side.
+    resolution: int = 0
 
     def __post_init__(self) -> None:
         _check_positive(in_channels=self.in_channels, out_channels=self.out_channels, ngf=self.ngf)
+        if self.resolution < 0 or self.resolution % self.size_multiple:
+            raise ValueError(f"resolution must be 0 (unknown) or a positive multiple of {self.size_multiple}, got "
+                             f"{self.resolution}")
         if self.n_downsample_global < 0 or self.n_blocks_global < 0 or self.n_local_enhancers < 0 \
                 or self.n_blocks_local < 0:
             raise ValueError("n_downsample_global, n_blocks_global, n_local_enhancers and n_blocks_local must be >= 0")

@@ -5,7 +5,13 @@
 image pipeline over a folder. The pipeline modules below register themselves when imported.
 """
 
-from stylebridge.pipelines import actmap, encoder, generate, stylemap  # noqa: F401  (register their pipelines)
+from stylebridge.pipelines import (  # noqa: F401  (register their pipelines)
+    actmap,
+    encoder,
+    generate,
+    pix2pixhd,
+    stylemap,
+)
 from stylebridge.pipelines.base import (
     InputSpec,
     Pipeline,

@@ -46,7 +46,7 @@ __all__ = [
     "register_pipeline",
 ]
 
-INPUT_KINDS = ("rgb", "gray", "labels", "rgb+mask", "seeds")
+INPUT_KINDS = ("rgb", "gray", "labels", "rgb+mask", "rgb-pair", "seeds")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class InputSpec:
 
     Image kinds ("rgb", "gray", "labels", "rgb+mask"): float tensors [N, channels, size, size] with values in
     ``range`` ("labels": one-hot maps in {0, 1} over ``channels`` labels; "rgb+mask": RGB with the missing pixels
-    set to 0 plus a mask channel, 1 where missing). "seeds": int64 seeds [N] (NVlabs' z per seed) or float z
+    set to 0 plus a mask channel, 1 where missing; "rgb-pair": two RGB images A and B concatenated, 6 channels,
+    read from two folders paired by name). "seeds": int64 seeds [N] (NVlabs' z per seed) or float z
     [N, channels] (``channels`` = z_dim, ``size`` = 0).
     """
 

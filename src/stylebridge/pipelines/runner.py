@@ -8,7 +8,9 @@
 One of each, for every pipeline that takes images (``stylebridge encode`` and ``translate`` run through it):
 
 * **loader**: files are read as the pipeline's `InputSpec` says — RGB (`core.imageio.load_image`, centre crop,
-  resize), grayscale sketches, one-hot label maps or RGB + mask (`data.paired.load_input`);
+  resize), grayscale sketches, one-hot label maps or RGB + mask (`data.paired.load_input`); two-image inputs
+  ("rgb-pair": mixing / blending translators) read A from ``images`` and B from the file of the same relative name
+  (extension aside) under ``images2``;
 * **bad files**: an unreadable file is skipped with a warning line naming it and the reason, listed in
   ``OUT/skipped.txt`` (``relative/path<TAB>reason``), and never stops the run;
 * one progress bar, one ``batch_size``, one precision: resolved once, one autocast context for the whole folder
@@ -52,7 +54,8 @@ from stylebridge.core.imageio import (
 from stylebridge.data.paired import input_kind, load_input
 from stylebridge.pipelines.base import InputSpec, Pipeline
 
-__all__ = ["FolderReport", "Outputs", "input_preview", "list_inputs", "load_for_spec", "run_folder"]
+__all__ = ["FolderReport", "Outputs", "input_preview", "list_inputs", "load_for_spec", "load_pair_for_spec",
+           "match_second_images", "run_folder"]
 
 logger = logging.getLogger("stylebridge.pipelines")
 
@@ -128,9 +131,39 @@ def load_for_spec(path: str | os.PathLike, spec: InputSpec) -> torch.Tensor:
     """
     if not spec.takes_images:
         raise ValueError(f"a {spec.kind} pipeline does not read image files")
+    if spec.kind == "rgb-pair":
+        raise ValueError("a two-image (rgb-pair) input needs two files: use load_pair_for_spec")
     if spec.kind == "rgb" and spec.channels == 3:
         return to_tensor(center_crop_resize(load_image(path), spec.size))
     return load_input(path, spec.channels, spec.size)
+
+
+def load_pair_for_spec(path: str | os.PathLike, path2: str | os.PathLike, spec: InputSpec) -> torch.Tensor:
+    """A two-image input: A from ``path``, B from ``path2``, each RGB [3, size, size], concatenated [6, size, size]."""
+    one = InputSpec(channels=3, size=spec.size, kind="rgb")
+    return torch.cat([load_for_spec(path, one), load_for_spec(path2, one)])
+
+
+def match_second_images(files: list[Path], root: Path, images2: str | os.PathLike,
+                        out: str | os.PathLike | None = None) -> dict[Path, Path]:
+    """file → the file of the same relative name (without extension) under ``images2``, for every file. Raises a
+    one-line error when ``images2`` is not a folder or some files have no partner (naming a few)."""
+    second = Path(images2)
+    if not second.is_dir():
+        raise FileNotFoundError(f"{second}: second image folder not found")
+    by_name = {f.relative_to(second).with_suffix("").as_posix(): f
+               for f in scan_images(second, exclude=[out] if out is not None else [])}
+    pairs, missing = {}, []
+    for f in files:
+        rel = f.relative_to(root).with_suffix("").as_posix()
+        if rel in by_name:
+            pairs[f] = by_name[rel]
+        else:
+            missing.append(rel)
+    if missing:
+        raise ValueError(f"{len(missing)} of {len(files)} images under {root} have no image of the same name under "
+                         f"{second} (e.g. {', '.join(missing[:3])})")
+    return pairs
 
 
 def list_inputs(images: str | os.PathLike, out: str | os.PathLike | None = None) -> tuple[list[Path], Path]:
@@ -142,15 +175,16 @@ def list_inputs(images: str | os.PathLike, out: str | os.PathLike | None = None)
     return scan_images(src, exclude=[out] if out is not None else []), src
 
 
-def _batches(files: list[Path], spec: InputSpec, batch_size: int, root: Path,
-             report: FolderReport) -> Iterator[tuple[list[int], list[Path], torch.Tensor]]:
-    """Lazily loaded batches (positions, files, inputs [B, C, S, S]); bad files are reported, never fatal."""
+def _batches(files: list[Path], spec: InputSpec, batch_size: int, root: Path, report: FolderReport,
+             second: dict[Path, Path] | None = None) -> Iterator[tuple[list[int], list[Path], torch.Tensor]]:
+    """Lazily loaded batches (positions, files, inputs [B, C, S, S]); bad files are reported, never fatal.
+    ``second``: each file's B image (two-image inputs)."""
     pos: list[int] = []
     names: list[Path] = []
     tensors: list[torch.Tensor] = []
     for i, f in enumerate(files):
         try:
-            tensors.append(load_for_spec(f, spec))
+            tensors.append(load_pair_for_spec(f, second[f], spec) if second is not None else load_for_spec(f, spec))
         except BadImageError as e:
             logger.warning("skipping %s", e)
             report.skipped.append((f, str(e).removeprefix(f"{f}: ")))
@@ -202,9 +236,13 @@ def _write_item(pipeline: Pipeline, res: Any, j: int, x: torch.Tensor, rel: str,
 
 def run_folder(pipeline: Pipeline, images: str | os.PathLike, out: str | os.PathLike, *,
                outputs: Outputs = Outputs(), batch_size: int = 8, device: str | torch.device | None = "auto",
-               precision: str = "auto", progress: bool = True, desc: str = "run", **options: Any) -> FolderReport:
+               precision: str = "auto", progress: bool = True, desc: str = "run",
+               images2: str | os.PathLike | None = None, **options: Any) -> FolderReport:
     """Run ``pipeline`` on every image under ``images`` (a folder, searched recursively, or one file) and write
     the results into ``out`` as ``outputs`` says; ``options`` go to each ``pipeline(...)`` call.
+
+    ``images2``: for pipelines taking two images ("rgb-pair" input), the folder of the B images, paired with
+    ``images`` by relative name (extension aside); every image needs its partner. Refused for other pipelines.
 
     ``device``: "auto", a device name, or None to leave the pipeline where it is. ``precision``: "auto", "fp32" or
     "bf16" (one autocast context for the whole folder). Returns a `FolderReport`; ``out/skipped.txt`` lists the
@@ -215,14 +253,23 @@ def run_folder(pipeline: Pipeline, images: str | os.PathLike, out: str | os.Path
     spec = pipeline.input_spec
     if not spec.takes_images:
         raise ValueError(f"the {pipeline.name} pipeline takes {spec.kind}, not image files")
+    if spec.kind == "rgb-pair" and images2 is None:
+        raise ValueError(f"the {pipeline.name} pipeline takes two images per input (A and B): give the B images' "
+                         "folder (--images2), paired with the A images by file name")
+    if spec.kind != "rgb-pair" and images2 is not None:
+        raise ValueError(f"the {pipeline.name} pipeline takes one image per input; a second image folder "
+                         "(--images2) does not apply")
     pipeline.check_options(options)
     options = pipeline.resolve_options(options)
     dst = Path(out)
     check_writable_dir(dst)  # an out that is a file, or an unwritable folder: fail before any work
+    if not Path(images).exists():
+        raise FileNotFoundError(f"{images}: no such image folder or file")
     if device is not None:
         pipeline.to(pick_device(str(device)) if not isinstance(device, torch.device) else device)
     prec = resolve_precision(precision, pipeline.device)
     files, root = list_inputs(images, dst)
+    second = match_second_images(files, root, images2, dst) if images2 is not None else None
     dst.mkdir(parents=True, exist_ok=True)
     report = FolderReport(out=dst)
     redirect = contextlib.nullcontext()
@@ -232,7 +279,7 @@ def run_folder(pipeline: Pipeline, images: str | os.PathLike, out: str | os.Path
         redirect = logging_redirect_tqdm(loggers=[logging.root, logging.getLogger("stylebridge")])
     with redirect, pipeline.autocast(prec), tqdm(total=len(files), desc=desc, unit="img",
                                                   disable=not progress) as bar:
-        for positions, names, x in _batches(files, spec, batch_size, root, report):
+        for positions, names, x in _batches(files, spec, batch_size, root, report, second):
             res = pipeline(x, positions=positions, **options).cpu()
             for j, f in enumerate(names):
                 rel = f.relative_to(root).with_suffix("").as_posix()
