@@ -190,7 +190,8 @@ def main() -> None:
         cmd = json.loads((args.reconstruction / "report.json").read_text())["config"].get("command", "")
         compare += (f"\n### Beside the W+ inverters (`stylebridge evaluate`)\n\n```bash\n{cmd}\n```\n\n"
                     f"MSE:\n\n{_md_table(md, '## MSE')}\n\nsynthfaces-domain distance:\n\n"
-                    f"{_md_table(md, '## distance')}\n\nms per image (fp32, batch 8):\n\n{_md_table(md, '## ms / image')}\n\n"
+                    f"{_md_table(md, '## distance')}\n\nms per image (fp32, batch 8):\n\n"
+                    f"{_md_table(md, '## ms / image')}\n\n"
                     f"Full report: `{args.reconstruction}/report.md`.\n")
     if args.local_editing is not None:
         md = (args.local_editing / "report.md").read_text()
