@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -35,6 +36,8 @@ from torch.utils.data import Dataset
 
 from stylebridge.core.imageio import DEFAULT_MAX_PIXELS, BadImageError, center_crop_resize, load_image, scan_images
 from stylebridge.data.tasks import parse_task, random_masks
+
+T = TypeVar("T")
 
 __all__ = ["FOLDER_PAIRED_TASKS", "FolderPairs", "ImagePairs", "input_kind", "load_input", "pair_files",
            "pair_folders"]
@@ -113,6 +116,21 @@ def pair_files(inputs: str | os.PathLike, targets: str | os.PathLike) -> list[tu
     return pairs
 
 
+def _first_readable(load: Callable[[int], T], start: int, count: int, bad: set[int], what: str) -> tuple[int, T]:
+    """(j, load(j)) for the first pair from ``start`` on (wrapping) that reads; unreadable ones are logged once and
+    added to ``bad`` (skipped from then on). Raises `BadImageError` when none of the ``count`` pairs reads."""
+    for k in range(count):
+        j = (start + k) % count
+        if j in bad:
+            continue
+        try:
+            return j, load(j)
+        except BadImageError as e:
+            bad.add(j)
+            logger.warning("skipping bad training pair %s", e)
+    raise BadImageError(f"none of the {count} training {what} could be read (see the warnings above)")
+
+
 class FolderPairs(Dataset):
     """(input, target, extras) pairs of one task from image folders, indexed by position (module docstring).
 
@@ -167,18 +185,8 @@ class FolderPairs(Dataset):
         return target, target
 
     def _pair(self, position: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        i = self.file_index(position)
-        for k in range(len(self.pairs)):
-            j = (i + k) % len(self.pairs)
-            if j in self._bad:
-                continue
-            try:
-                inp, target = self._load(j)
-                return inp, target, j
-            except BadImageError as e:
-                self._bad.add(j)
-                logger.warning("skipping bad training pair %s", e)
-        raise BadImageError(f"none of the {len(self.pairs)} training files could be read (see the warnings above)")
+        j, (inp, target) = _first_readable(self._load, self.file_index(position), len(self.pairs), self._bad, "files")
+        return inp, target, j
 
     def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
         return self.__getitems__([position])[0]
@@ -273,17 +281,7 @@ class ImagePairs(Dataset):
         return inp, load_input(files[1], 3, r)
 
     def _pair(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
-        i = self.file_index(position)
-        for k in range(len(self.pairs)):
-            j = (i + k) % len(self.pairs)
-            if j in self._bad:
-                continue
-            try:
-                return self.load(j)
-            except BadImageError as e:
-                self._bad.add(j)
-                logger.warning("skipping bad training pair %s", e)
-        raise BadImageError(f"none of the {len(self.pairs)} training pairs could be read (see the warnings above)")
+        return _first_readable(self.load, self.file_index(position), len(self.pairs), self._bad, "pairs")[1]
 
     def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self._pair(int(position))

@@ -43,6 +43,7 @@ from stylebridge.core.device import pick_device
 from stylebridge.core.seeds import HELD_OUT_SEED
 from stylebridge.data import synthfaces as sf
 from stylebridge.edit.stylemap import region_mask
+from stylebridge.evaluate.editing import _pairwise, _predict
 from stylebridge.invert.base import Inverter, make_inverter
 from stylebridge.models.domain import DomainNetwork
 from stylebridge.models.stylemapgan import StyleMapGAN
@@ -220,7 +221,7 @@ def run_local_editing_evaluation(model: str | os.PathLike | StyleMapGAN = "synth
     def scores(name: str, task: RegionTask, edit: torch.Tensor, gt: torch.Tensor, inside: torch.Tensor,
                src: dict, ref: dict, recon: torch.Tensor | None, xa: torch.Tensor) -> dict[str, float]:
         e, g = edit.to(dev), gt.to(dev)
-        pred = {k: v.cpu() for k, v in _predict(net, e).items()}
+        pred = _predict(net, e)
         row = {"mse_in": float(_masked_mse(edit, gt, inside).nanmean()),
                "mse_out": float(_masked_mse(edit, gt, ~inside).mean()),
                "mse_gt": float((edit - gt).square().mean()),
@@ -285,21 +286,6 @@ def run_local_editing_evaluation(model: str | os.PathLike | StyleMapGAN = "synth
         if progress:
             tqdm.write(f"local editing: {region} done ({report['regions'][region]['seconds']} s)")
     return LocalEditingResult(report, out_examples)
-
-
-@torch.no_grad()
-def _predict(net: DomainNetwork, images: torch.Tensor, batch: int = 250) -> dict[str, torch.Tensor]:
-    out: dict[str, list[torch.Tensor]] = {}
-    for s in range(0, len(images), batch):
-        for k, v in net.predict(images[s : s + batch]).items():
-            out.setdefault(k, []).append(v.cpu())
-    return {k: torch.cat(v) for k, v in out.items()}
-
-
-@torch.no_grad()
-def _pairwise(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], a: torch.Tensor, b: torch.Tensor,
-              batch: int = 250) -> torch.Tensor:
-    return torch.cat([fn(a[s : s + batch], b[s : s + batch]).float().cpu() for s in range(0, len(a), batch)])
 
 
 _COLUMNS = (("mse_in", "MSE in region", 4), ("mse_out", "MSE outside", 4), ("recon_mse_out", "recon MSE outside", 4),
