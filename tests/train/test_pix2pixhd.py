@@ -92,14 +92,40 @@ def test_two_image_pairs_from_distill_pairs_and_bf16(tmp_path):
     from stylebridge.edit.distill_pairs import make_pairs
 
     make_pairs("synthfaces-64", tmp_path / "blend", mode="blend", count=3, progress=False)
-    cfg = _cfg(tmp_path / "blend", "optim.steps=2", "optim.precision=bf16", "loss.perceptual=0")
+    cfg = _cfg(tmp_path / "blend", "optim.steps=2", "optim.precision=bf16", "loss.perceptual=0", "loss.l1=5")
     G = train_pix2pixhd(cfg, tmp_path / "run", progress=False)
     assert G.config.in_channels == 6
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert rows[0]["input_channels"] == 6 and rows[0]["perceptual_network"] == "none"
-    assert all(np.isfinite(r["loss_g"]) for r in rows if "loss_g" in r)
+    steps = [r for r in rows if "loss_g" in r]
+    assert steps and all(np.isfinite(r["loss_g"]) for r in steps)
+    for r in steps:  # pix2pix's L1 term, weighted, on top of the official ones
+        assert r["l1"] > 0 and r["loss_g"] == pytest.approx(r["gan"] + 10 * r["feat"] + 5 * r["l1"], rel=1e-5)
+    meta = json.loads((tmp_path / "run" / "model" / "config.json").read_text())["metadata"]
+    assert meta["distillation"]["mode"] == "blend" and "direction" not in meta["distillation"]
     grid = Image.open(tmp_path / "run" / "samples" / "step0000002.png")
     assert grid.size == (4 * 18 + 2, 3 * 18 + 2)  # A | B | output | target, one row per pair (3 pairs)
+
+
+def test_edit_pairs_record_their_direction_in_the_model(tmp_path):
+    from stylebridge.edit.distill_pairs import make_pairs
+    from stylebridge.evaluate.distillation import distilled_edit
+
+    make_pairs("synthfaces-64", tmp_path / "smile", direction="smile", coeff=4, count=16, progress=False)
+    cfg = _cfg(tmp_path / "smile", "optim.steps=1", "loss.perceptual=0")
+    train_pix2pixhd(cfg, tmp_path / "run", progress=False)
+    meta = json.loads((tmp_path / "run" / "model" / "config.json").read_text())["metadata"]
+    d = meta["distillation"]
+    assert d["mode"] == "edit" and d["direction"] == "smile" and d["coeff"] == 4 and d["attribute"] == "smile"
+    assert d["pairs"] == meta["pairs"] > 0 and d["both_directions"] is False
+    e = distilled_edit(tmp_path / "run" / "model")  # the direction travels in model/direction/
+    assert e.name == "run" and e.direction.config.attribute == "smile" and e.info["coeff"] == 4
+    assert stylebridge.load(tmp_path / "run" / "model").config.resolution == 16
+    # a plain paired folder records no distillation
+    train_pix2pixhd(_cfg(write_pairs(tmp_path / "plain"), "optim.steps=1", "loss.perceptual=0"), tmp_path / "p",
+                    progress=False)
+    assert "distillation" not in json.loads((tmp_path / "p" / "model" / "config.json").read_text())["metadata"]
+    assert not (tmp_path / "p" / "model" / "direction").exists()
 
 
 def test_vgg19_perceptual_loss_from_a_torchvision_file(tmp_path):

@@ -191,11 +191,44 @@ def _cmd_evaluate_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate_distilled(args: argparse.Namespace) -> int:
+    import shlex
+
+    from stylebridge.evaluate.distillation import run_distillation_evaluation, write_distillation_report
+    from stylebridge.evaluate.report import prepare_out_dir
+
+    prepare_out_dir(args.out, create=False)  # fails before minutes of work
+    if args.methods or args.inputs or args.editing or args.local_editing:
+        raise ValueError("--distilled takes --inverters (the encode → edit → decode baselines), not --methods / "
+                         "--inputs / --editing / --local-editing")
+    inverters = args.inverters or ["e4e", "psp", "restyle", "optimize"]
+    options = {name: {"steps": args.steps, "precision": args.precision} for name in inverters
+               if name.startswith("optimize")}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seed = {} if args.seed is None else {"seed": args.seed}
+    result = run_distillation_evaluation(args.distilled, inverters, n=args.n, generator=args.generator,
+                                         inverter_options=options, fd_reference=args.fd_reference,
+                                         device=args.device, progress=not args.quiet, **seed)
+    parts = ["--distilled", *args.distilled, "--inverters", *inverters, "--n", str(args.n),
+             "--fd-reference", str(args.fd_reference)] + (
+        ["--steps", str(args.steps), "--precision", args.precision] if options else []) + (
+        ["--seed", str(args.seed)] if args.seed is not None else []) + ["--out", str(args.out)]
+    result.report["config"]["command"] = "stylebridge evaluate " + " ".join(shlex.quote(a) for a in parts)
+    paths = write_distillation_report(result, args.out)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import shlex
 
+    if args.distilled:
+        return _cmd_evaluate_distilled(args)
     if args.local_editing:
         return _cmd_evaluate_local(args)
+    if args.inverters is None:
+        args.inverters = ["psp", "e4e", "optimize", "optimize-e4e"]
 
     from stylebridge.evaluate.report import evaluate_to_folder
 
@@ -532,6 +565,28 @@ def _cmd_directions_find(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    from stylebridge.formats.loading import load
+    from stylebridge.formats.onnx import EXPORTABLE, check_onnx, export_onnx
+
+    batch: int | str = args.batch
+    if batch != "dynamic":
+        try:
+            batch = int(batch)
+        except ValueError:
+            raise ValueError(f"--batch must be 'dynamic' or a positive integer, got {args.batch!r}") from None
+    model = load(args.model, expect=EXPORTABLE)
+    path = export_onnx(model, args.out, batch=batch)
+    diffs = check_onnx(model, path, batches=(1, 4) if batch == "dynamic" else (int(batch),))
+    worst = max(diffs.values())
+    text = ", ".join(f"batch {b}: {d:.1e}" for b, d in diffs.items())
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); onnxruntime vs torch max |diff|: {text}")
+    if worst > 1e-4:
+        print(f"warning: onnxruntime differs from torch by {worst:.1e} (> 1e-4)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_distill_pairs(args: argparse.Namespace) -> int:
     from stylebridge.edit.distill_pairs import make_pairs
 
@@ -718,7 +773,8 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
     tg.add_argument("--steps", type=int, default=None, help="total steps (overrides optim.steps)")
     tg.add_argument("--max-steps-this-run", type=int, default=None, help="stop (checkpointed) after this many")
-    tg.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.001")
+    tg.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                    help="config overrides, e.g. optim.lr=0.001")
     tg.set_defaults(func=_cmd_train_gan)
 
     ts = tr.add_parser("stylemapgan", help="StyleMapGAN (generator, encoder, discriminator) on synthfaces or an image "
@@ -728,7 +784,7 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
     ts.add_argument("--steps", type=int, default=None, help="total steps (overrides optim.steps)")
     ts.add_argument("--max-steps-this-run", type=int, default=None, help="stop (checkpointed) after this many")
-    ts.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    ts.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE", help="config overrides")
     ts.set_defaults(func=_cmd_train_stylemapgan)
 
     tp = tr.add_parser("pix2pixhd", help="pix2pixHD translator on a paired folder (e.g. from stylebridge distill "
@@ -740,7 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
     tp.add_argument("--steps", type=int, default=None, help="total steps (overrides optim.steps)")
     tp.add_argument("--max-steps-this-run", type=int, default=None, help="stop (checkpointed) after this many")
-    tp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    tp.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE", help="config overrides")
     tp.set_defaults(func=_cmd_train_pix2pixhd)
 
     te = tr.add_parser("encoder", help="pSp / e4e / ReStyle encoders or the activation-map translator for a frozen "
@@ -755,7 +811,7 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
     te.add_argument("--steps", type=int, default=None, help="total steps (overrides optim.steps)")
     te.add_argument("--max-steps-this-run", type=int, default=None, help="stop (checkpointed) after this many")
-    te.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    te.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE", help="config overrides")
     te.set_defaults(func=_cmd_train_encoder)
 
     td = tr.add_parser("domain", help="the domain network on synthfaces attributes (features for metrics/losses)")
@@ -772,7 +828,7 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--init-from", default=None, help="model folder whose trunk starts this run")
     td.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     td.add_argument("--max-steps-this-run", type=int, default=None, help="stop (checkpointed) after this many")
-    td.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    td.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE", help="config overrides")
     td.add_argument("--no-resume", action="store_true",
                     help="do not continue the folder's run (refused when it holds checkpoints: choose another --out)")
     td.set_defaults(func=_cmd_train_domain)
@@ -876,6 +932,14 @@ def build_parser() -> argparse.ArgumentParser:
     dsh.add_argument("--truncation", type=finite_float, default=0.7)
     dsh.add_argument("--out", required=True, help="PNG grid")
     dsh.set_defaults(func=_cmd_directions_show)
+
+    ex = sub.add_parser("export", help="export a model to another runtime").add_subparsers(dest="what", required=True)
+    eo = ex.add_parser("onnx", help="ONNX file of a pix2pixHD translator (a distilled editor, a blending model), "
+                                    "checked against onnxruntime")
+    eo.add_argument("--model", required=True, help="shipped name, native folder or latest_net_G.pth")
+    eo.add_argument("--out", required=True, help="the .onnx file to write")
+    eo.add_argument("--batch", default="dynamic", help="dynamic (default: any batch size) or a fixed batch size")
+    eo.set_defaults(func=_cmd_export_onnx)
 
     dist = sub.add_parser("distill", help="StyleGAN2 distillation: paired data from the generator").add_subparsers(
         dest="what", required=True)
@@ -998,9 +1062,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--editing", action="store_true",
                     help="the editing table instead: inverters × directions against synthfaces' ground-truth edits "
                          "(report.md, report.json, tradeoff.png, examples.png)")
-    ev.add_argument("--inverters", nargs="+", default=["psp", "e4e", "optimize", "optimize-e4e"], metavar="NAME",
+    ev.add_argument("--inverters", nargs="+", default=None, metavar="NAME",
                     help="--editing: inverters to compare (default psp e4e optimize optimize-e4e; also restyle, "
-                         "pti@PIVOT with PIVOT e4e, restyle, optimize-w, …)")
+                         "pti@PIVOT with PIVOT e4e, restyle, optimize-w, …); --distilled: the encode → edit → decode "
+                         "baselines (default e4e psp restyle optimize)")
     ev.add_argument("--directions", nargs="+", default=None, metavar="NAME_OR_FILE",
                     help="--editing: directions (default: the generator's shipped directions)")
     ev.add_argument("--steps", type=positive_int, default=200,
@@ -1010,6 +1075,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--pti-steps", type=positive_int, default=100,
                     help="--editing: PTI's tuning steps (default 100; PTI's own 350)")
     ev.add_argument("--pti-rank", type=int, default=8, help="--editing: rank of PTI's tuned deltas (0: dense)")
+    ev.add_argument("--distilled", nargs="+", default=None, metavar="MODEL",
+                    help="the distillation table instead: one-pass distilled pix2pixHD edits (shipped names or "
+                         "RUN/model folders) against encode → edit → decode with the same direction, scored against "
+                         "synthfaces' ground-truth edits (report.md, report.json, examples.png)")
+    ev.add_argument("--fd-reference", type=int, default=2000,
+                    help="--distilled: faces rendered with each edit that the FD compares against (default 2000; "
+                         "0: no FD)")
     ev.add_argument("--local-editing", action="store_true",
                     help="the local-editing table instead: StyleMapGAN region transplants (A with B's hair, glasses, "
                          "beard, mouth) against synthfaces' ground truth, beside pSp W+ mixing and a pixel paste")

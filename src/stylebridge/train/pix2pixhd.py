@@ -9,7 +9,8 @@ One step, in the official order (``Pix2PixHDModel.forward`` + ``train.py``):
    ``feat`` (λ 10) · Σ_i Σ_j (4 / (n_layers + 1)) · (1 / num_D) · L1(D_i,j(input, fake), D_i,j(input, target))
    over every layer but the last, + the perceptual term ``perceptual`` (λ 10): pix2pixHD's VGG-19 feature loss
    when ``loss.vgg19`` names a torchvision ``vgg19`` weights file, else the domain network's perceptual distance
-   (``synthfaces-domain``: named in the run's first log record and the model's metadata);
+   (``synthfaces-domain``: named in the run's first log record and the model's metadata); optionally (``l1`` > 0,
+   not in pix2pixHD) pix2pix's L1 to the target;
 3. **D**: ½ (MSE(D(input, fake.detach())[-1], 0) + MSE(D(input, target)[-1], 1)) with D as it was before the
    G step (the official code computes both losses in one forward).
 
@@ -26,7 +27,9 @@ Data: `stylebridge.data.paired.ImagePairs` — a pairs folder (``source/``, ``ta
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,7 @@ class ModelConfig:
     ndf: int = 64
     n_layers_d: int = 3
     num_d: int = 2
+    residual: bool = False  # G predicts a change to its input (`Pix2PixHDGeneratorConfig.residual`; edits only)
 
 
 @dataclass
@@ -82,6 +86,9 @@ class LossConfig:
     perceptual: float = 10.0  # VGG-19 / domain-network perceptual term (official lambda_feat on VGGLoss)
     vgg19: str = ""  # a torchvision vgg19 weights file: the official VGG loss; empty: ``perceptual_net`` instead
     perceptual_net: str = "synthfaces-domain"  # the perceptual distance without VGG-19 weights (a model or LPIPS)
+    # pix2pix's L1 to the target (Isola et al. 2017: λ 100), absent from pix2pixHD (0: the official losses). On small
+    # pair sets it keeps the output on the input's colours and stops the adversarial speckle D otherwise rewards.
+    l1: float = 0.0
 
 
 @dataclass
@@ -142,7 +149,7 @@ def build_pix2pixhd(cfg: Pix2PixHDTrainConfig, in_channels: int) -> tuple[Pix2Pi
     G = Pix2PixHDGenerator(Pix2PixHDGeneratorConfig(
         in_channels=in_channels, out_channels=3, ngf=m.ngf, n_downsample_global=m.n_downsample_global,
         n_blocks_global=m.n_blocks_global, n_local_enhancers=m.n_local_enhancers, n_blocks_local=m.n_blocks_local,
-        resolution=cfg.data.resolution))
+        resolution=cfg.data.resolution, residual=m.residual))
     D = Pix2PixHDDiscriminator(Pix2PixHDDiscriminatorConfig(in_channels=in_channels + 3, ndf=m.ndf,
                                                             n_layers=m.n_layers_d, num_scales=m.num_d))
     return G, D
@@ -261,13 +268,41 @@ class Pix2PixHDTask(TrainTask):
     def export(self, run: Path, metadata: dict[str, Any]) -> None:
         d = self.cfg.data
         self.G.eval()
-        self.G.save_pretrained(run / "model", metadata={
-            "steps": metadata["steps"], "batch": self.cfg.optim.batch, "train_seconds": metadata["train_seconds"],
-            "data": d.pairs or d.source, "pairs": len(self.data), "resolution": d.resolution,
-            "perceptual_network": self.perceptual_name})
+        meta = {"steps": metadata["steps"], "batch": self.cfg.optim.batch, "train_seconds": metadata["train_seconds"],
+                "data": d.pairs or d.source, "pairs": len(self.data), "resolution": d.resolution,
+                "perceptual_network": self.perceptual_name}
+        distilled = _distillation_info(Path(d.pairs)) if d.pairs else None
+        if distilled:
+            meta["distillation"] = {**distilled, "pairs": len(self.data)}
+        self.G.save_pretrained(run / "model", metadata=meta)
+        if d.pairs and (Path(d.pairs) / "direction").is_dir():
+            # the direction the pairs were rendered with travels with the model: the distillation evaluation
+            # compares the model with encode → edit → decode along exactly this direction
+            _copy_folder(Path(d.pairs) / "direction", run / "model" / "direction")
 
     def result(self) -> Pix2PixHDGenerator:
         return self.G
+
+
+def _distillation_info(pairs: Path) -> dict[str, Any] | None:
+    """What a `stylebridge distill pairs` folder was rendered with (its report's settings), for the model's
+    metadata; None for any other paired folder."""
+    try:
+        settings = json.loads((pairs / "report.json").read_text())["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    keys = ("mode", "generator", "direction", "attribute", "coeff", "layers", "both_directions", "crossover",
+            "min_confidence", "seed", "count")
+    return {k: settings[k] for k in keys if k in settings}
+
+
+def _copy_folder(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst``, replacing it whole (written beside it, then renamed)."""
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)
 
 
 def _train_step(st: Pix2PixHDTask, inp: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
@@ -292,7 +327,8 @@ def _train_step(st: Pix2PixHDTask, inp: torch.Tensor, target: torch.Tensor) -> d
             perc = st.perceptual(fake, target).float()
         else:
             perc = st.perceptual(fake, target).float().mean()
-    loss_g = L.gan * gan + L.feat * feat + L.perceptual * perc
+        l1 = (fake.float() - target).abs().mean() if L.l1 > 0 else gan.new_zeros(())
+    loss_g = L.gan * gan + L.feat * feat + L.perceptual * perc + L.l1 * l1
     optimizer_step(st.opt_g, loss_g, g_params)
     # D: ½ (fake → 0, real → 1)
     D.requires_grad_(True)
@@ -302,7 +338,7 @@ def _train_step(st: Pix2PixHDTask, inp: torch.Tensor, target: torch.Tensor) -> d
     loss_d = 0.5 * (d_fake + d_real)
     optimizer_step(st.opt_d, loss_d, d_params)
     return {"loss_g": loss_g.item(), "gan": gan.item(), "feat": feat.item(), "perceptual": perc.item(),
-            "loss_d": loss_d.item(), "d_real": d_real.item(), "d_fake": d_fake.item()}
+            "l1": l1.item(), "loss_d": loss_d.item(), "d_real": d_real.item(), "d_fake": d_fake.item()}
 
 
 def train_pix2pixhd(cfg: Pix2PixHDTrainConfig, run_dir: str | os.PathLike, resume: bool = False,

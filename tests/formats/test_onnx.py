@@ -1,0 +1,66 @@
+"""ONNX export of pix2pixHD translators: onnxruntime reproduces torch within 1e-4 at batch 1 and 4 (dynamic batch),
+a fixed batch, a 6-channel local-enhancer model, the CLI, and clear refusals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stylebridge.apps.cli import main
+from stylebridge.formats.onnx import check_onnx, export_onnx
+from stylebridge.models.pix2pixhd import Pix2PixHDGenerator, Pix2PixHDGeneratorConfig
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+    yield
+
+
+def _tiny(**kw) -> Pix2PixHDGenerator:
+    torch.manual_seed(0)
+    cfg = {"ngf": 8, "n_downsample_global": 2, "n_blocks_global": 1, "resolution": 16, **kw}
+    return Pix2PixHDGenerator(Pix2PixHDGeneratorConfig(**cfg)).eval()
+
+
+def test_dynamic_batch_matches_torch(tmp_path):
+    m = _tiny()
+    path = export_onnx(m, tmp_path / "m.onnx")
+    diffs = check_onnx(m, path, batches=(1, 4, 3))
+    assert set(diffs) == {1, 4, 3} and max(diffs.values()) < 1e-4
+    # the check compares different outputs: a model with other weights does not match the file
+    other = _tiny()
+    with torch.no_grad():
+        other.to_image.bias.add_(0.5)
+    assert max(check_onnx(other, path, batches=(1,)).values()) > 1e-2
+
+
+def test_fixed_batch_two_image_local_enhancer(tmp_path):
+    import onnxruntime as ort
+
+    m = _tiny(in_channels=6, n_downsample_global=1, n_local_enhancers=1)
+    path = export_onnx(m, tmp_path / "blend.onnx", batch=2)
+    assert max(check_onnx(m, path, batches=(2,)).values()) < 1e-4
+    shape = ort.InferenceSession(str(path)).get_inputs()[0].shape
+    assert shape == [2, 6, 16, 16]
+
+
+def test_refusals(tmp_path):
+    with pytest.raises(ValueError, match="ONNX export covers Pix2PixHDGenerator"):
+        export_onnx(torch.nn.Conv2d(3, 3, 1), tmp_path / "x.onnx")
+    with pytest.raises(ValueError, match="batch must be"):
+        export_onnx(_tiny(), tmp_path / "x.onnx", batch=0)
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_cli_exports_a_model_folder_and_refuses_a_generator(tmp_path, capsys):
+    _tiny().save_pretrained(tmp_path / "model")
+    assert main(["export", "onnx", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "m.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "m.onnx" in out and "batch 1:" in out and "batch 4:" in out
+    assert main(["export", "onnx", "--model", "synthfaces-64", "--out", str(tmp_path / "g.onnx")]) != 0
+    assert "expected" in capsys.readouterr().err
+    assert not (tmp_path / "g.onnx").exists()
