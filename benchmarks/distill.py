@@ -1,21 +1,23 @@
 """pix2pixHD forward speed (StyleGAN2 distillation's one-pass editor) beside the official GlobalGenerator, one run.
 
-Rows: 64 px — the shipped distilled editors' architecture (configs/pix2pixhd/synthfaces-64.yaml: ngf 32, 3
-downsamplings, 6 residual blocks; the shipped ``synthfaces-64-distill-smile`` weights when they load, else random
-weights: the speed is the same) — and 256 px at the official architecture (``netG global``, ngf 64, 4 downsamplings,
-9 residual blocks, random weights); batch 1 and 8; fp32 and bf16 (``torch.autocast("cpu", torch.bfloat16)``):
+Rows: 64 px — the shipped distilled editors' architectures (configs/pix2pixhd/synthfaces-64.yaml: ngf 32, 2
+downsamplings, 6 residual blocks, residual output; ``-fast``: synthfaces-64-fast.yaml, ngf 12, 3 blocks; the shipped
+``synthfaces-64-distill-smile[-fast]`` weights when they load, else random weights: the speed is the same) — and
+256 px at the official architecture (``netG global``, ngf 64, 4 downsamplings, 9 residual blocks, random weights);
+batch 1 and 8; fp32 and bf16 (``torch.autocast("cpu", torch.bfloat16)``):
 
 * ``ours``: `stylebridge.models.pix2pixhd.Pix2PixHDGenerator` as ``stylebridge translate`` runs it;
 * ``reference``: NVIDIA/pix2pixHD ``models/networks.py`` ``GlobalGenerator`` re-implemented module for module below
   (one ``nn.Sequential`` named ``model``: ``ReflectionPad2d`` modules, ``InstanceNorm2d(affine=False)``, ``ReLU(True)``,
-  ``ResnetBlock.conv_block``; the official parameter names).
+  ``ResnetBlock.conv_block``; the official parameter names); for the residual 64-px rows, with our input skip
+  around the same modules (the only difference from the official network).
 
 Before timing, our weights are loaded into the reference (same parameter order and shapes) and the fp32 outputs of
 both must agree (max abs diff < 1e-4) at every size and batch. Timings: best of ``--repeats`` after a warm-up, ms per
 image = time / batch, both paths in the same process one after the other (shared cloud CPUs drift by the minute).
 
     python benchmarks/distill.py                          # every row (256 px batch 8 takes a while on 2 cores)
-    python benchmarks/distill.py --res 64 --repeats 5
+    python benchmarks/distill.py --rows 64 64-fast --repeats 5
 """
 
 from __future__ import annotations
@@ -32,9 +34,14 @@ from _common import best_time, machine_info, write_results
 from stylebridge.models.pix2pixhd import Pix2PixHDGenerator, Pix2PixHDGeneratorConfig
 
 CHECK_ATOL = 1e-4
-SHIPPED_64 = "synthfaces-64-distill-smile"
-ARCH_64 = {"ngf": 32, "n_downsample_global": 3, "n_blocks_global": 6}  # configs/pix2pixhd/synthfaces-64.yaml
-ARCH_256 = {"ngf": 64, "n_downsample_global": 4, "n_blocks_global": 9}  # the official netG global defaults
+# row → (shipped weights, architecture, side)
+VARIANTS = {
+    "64": ("synthfaces-64-distill-smile",  # configs/pix2pixhd/synthfaces-64.yaml
+           {"ngf": 32, "n_downsample_global": 2, "n_blocks_global": 6, "residual": True}, 64),
+    "64-fast": ("synthfaces-64-distill-smile-fast",  # configs/pix2pixhd/synthfaces-64-fast.yaml
+                {"ngf": 12, "n_downsample_global": 2, "n_blocks_global": 3, "residual": True}, 64),
+    "256": ("", {"ngf": 64, "n_downsample_global": 4, "n_blocks_global": 9}, 256),  # the official netG global
+}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -74,8 +81,11 @@ class GlobalGenerator(nn.Module):
                                          output_padding=1), nn.InstanceNorm2d(int(ngf * mult / 2), affine=False), act]
         model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*model)
+        self.residual = False  # ours' input skip (not official), added around the same modules for the residual rows
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.residual:
+            return torch.tanh(torch.atanh(x.clamp(-0.999, 0.999)) + self.model[:-1](x))
         return self.model(x)
 
 
@@ -85,6 +95,7 @@ def reference_from(ours: Pix2PixHDGenerator) -> GlobalGenerator:
     if c.n_local_enhancers:
         raise ValueError("the reference here is the global generator (no local enhancers)")
     ref = GlobalGenerator(c.in_channels, c.out_channels, c.ngf, c.n_downsample_global, c.n_blocks_global).eval()
+    ref.residual = c.residual
     mine, theirs = list(ours.parameters()), list(ref.parameters())
     if [p.shape for p in mine] != [p.shape for p in theirs]:
         raise RuntimeError("parameter shapes differ between ours and the reference")
@@ -94,22 +105,23 @@ def reference_from(ours: Pix2PixHDGenerator) -> GlobalGenerator:
     return ref
 
 
-def build(res: int) -> tuple[Pix2PixHDGenerator, str]:
-    if res == 64:
+def build(variant: str) -> tuple[Pix2PixHDGenerator, str]:
+    """The network of a row: the shipped weights when they load, else random weights of the same architecture."""
+    shipped, arch, res = VARIANTS[variant]
+    if shipped:
         try:
             from stylebridge.formats.loading import load
 
-            return load(SHIPPED_64, expect=Pix2PixHDGenerator).float().eval(), SHIPPED_64
+            return load(shipped, expect=Pix2PixHDGenerator).float().eval(), shipped
         except Exception as exc:  # any failure: random weights, same speed
-            print(f"({SHIPPED_64} not loaded: {exc}; random weights)")
-    arch = ARCH_64 if res == 64 else ARCH_256
+            print(f"({shipped} not loaded: {exc}; random weights)")
     torch.manual_seed(0)
     return Pix2PixHDGenerator(Pix2PixHDGeneratorConfig(resolution=res, **arch)).eval(), f"random {arch}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--res", type=int, nargs="+", default=[64, 256])
+    ap.add_argument("--rows", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=("fp32", "bf16"))
     ap.add_argument("--repeats", type=int, default=5)
@@ -118,17 +130,18 @@ def main() -> None:
     info = machine_info()
     print(f"machine: {info}")
     rows, checks, sources = [], [], {}
-    for res in args.res:
-        ours, source = build(res)
-        sources[res] = source
+    for variant in args.rows:
+        ours, source = build(variant)
+        res = VARIANTS[variant][2]
+        sources[variant] = source
         ref = reference_from(ours)
         for batch in args.batch:
             x = torch.rand(batch, ours.config.in_channels, res, res, generator=torch.Generator().manual_seed(1)) * 2 - 1
             with torch.inference_mode():
                 diff = float((ours(x) - ref(x)).abs().max())
-            checks.append({"res": res, "batch": batch, "max_abs_diff": diff})
+            checks.append({"row": variant, "batch": batch, "max_abs_diff": diff})
             if diff > CHECK_ATOL:
-                raise SystemExit(f"{res} px batch {batch}: ours and the reference differ by {diff:.2e}")
+                raise SystemExit(f"{variant} batch {batch}: ours and the reference differ by {diff:.2e}")
             for precision in args.precision:
                 times = {}
                 for label, net in (("ours", ours), ("reference", ref)):
@@ -136,12 +149,13 @@ def main() -> None:
                         with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
                             net(x)
                     times[label] = best_time(fwd, repeats=args.repeats, budget_s=args.budget) / batch * 1000
-                row = {"res": res, "batch": batch, "precision": precision, "ours_ms": round(times["ours"], 2),
+                row = {"row": variant, "res": res, "batch": batch, "precision": precision,
+                       "ours_ms": round(times["ours"], 2),
                        "reference_ms": round(times["reference"], 2),
                        "speedup": round(times["reference"] / times["ours"], 3),
                        "ours_images_per_s": round(1000 / times["ours"], 1)}
                 rows.append(row)
-                print(f"{res:4d} px  batch {batch}  {precision}:  ours {row['ours_ms']:8.2f} ms/img "
+                print(f"{variant:>8}  batch {batch}  {precision}:  ours {row['ours_ms']:8.2f} ms/img "
                       f"({row['ours_images_per_s']:.1f} img/s)   official GlobalGenerator {row['reference_ms']:8.2f} "
                       f"ms/img   ({row['speedup']:.2f}×)", flush=True)
     path = write_results("distill", {"machine": info, "models": sources, "equality_checks": checks, "rows": rows})

@@ -64,3 +64,11 @@ def test_cli_exports_a_model_folder_and_refuses_a_generator(tmp_path, capsys):
     assert main(["export", "onnx", "--model", "synthfaces-64", "--out", str(tmp_path / "g.onnx")]) != 0
     assert "expected" in capsys.readouterr().err
     assert not (tmp_path / "g.onnx").exists()
+
+
+@pytest.mark.parametrize("channels", [3, 6])
+def test_residual_models_export(tmp_path, channels):
+    m = _tiny(in_channels=channels, residual=True)
+    torch.nn.init.normal_(m.to_image.weight, 0.0, 0.02)  # a change to export (a new residual model is the identity)
+    path = export_onnx(m, tmp_path / "r.onnx")
+    assert max(check_onnx(m, path, batches=(1, 4)).values()) < 1e-4

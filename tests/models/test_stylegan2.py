@@ -208,3 +208,13 @@ def test_mbstd_groups_like_reference():
         perm2 = torch.tensor([4, 1, 2, 3, 0, 5, 6, 7])  # ...0 and 4 share one
         torch.testing.assert_close(D(x[perm2])[perm2], out)
         assert not torch.allclose(D(x[perm])[perm], out)
+
+
+def test_a_generator_built_under_inference_mode_renders():
+    # inference tensors keep no version counter: the cached demodulation weights must not need one
+    with torch.inference_mode():
+        G = tiny()
+        z = torch.randn(2, G.z_dim)
+        a = G.synthesize(G.map(z))
+        b = G.synthesize(G.map(z))
+    torch.testing.assert_close(a, b)

@@ -38,9 +38,29 @@ def generator(tmp_path_factory) -> Path:
     return save_tiny_generator(tmp_path_factory.mktemp("gen") / "G")
 
 
+def _write_pairs(root: Path) -> None:
+    """A tiny pairs folder for pix2pixHD (source/, target/: random 16-px images and their mirror images)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        a = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        for sub, img in (("source", a), ("target", np.ascontiguousarray(a[:, ::-1]))):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(root / sub / f"{i:06d}.png")
+
+
 def _command(trainer: str, generator: Path, run: Path, steps: int = STEPS) -> list[str]:
     """The CLI that starts ``trainer`` in ``run`` (checkpoint every step, keep them all)."""
     log = ["log.checkpoint_every=1", "log.keep=10", "log.every=1", "log.sample_every=2"]
+    if trainer == "pix2pixhd":
+        return ["train", "pix2pixhd", "--config", str(CONFIGS / "pix2pixhd" / "tiny.yaml"), "--pairs",
+                str(run.parent / "pairs"), "--out", str(run), "--steps", str(steps), "--set", "loss.perceptual=0",
+                "loss.l1=1", "model.residual=true", *log]
+    if trainer == "stylemapgan":
+        return ["train", "stylemapgan", "--config", str(CONFIGS / "stylemapgan" / "tiny.yaml"), "--out", str(run),
+                "--steps", str(steps), "--set", *log]
     if trainer == "gan":
         return ["train", "gan", "--config", str(CONFIGS / "gan" / "tiny.yaml"), "--out", str(run), "--steps",
                 str(steps), "--set", *log]
@@ -61,7 +81,7 @@ def _command(trainer: str, generator: Path, run: Path, steps: int = STEPS) -> li
 def _resume_command(trainer: str, generator: Path, run: Path) -> list[str]:
     if trainer == "domain":  # `train domain` continues the folder's run when it holds checkpoints
         return _command(trainer, generator, run)
-    what = "gan" if trainer == "gan" else "encoder"
+    what = trainer if trainer in ("gan", "pix2pixhd", "stylemapgan") else "encoder"
     return ["train", what, "--resume", str(run)]
 
 
@@ -111,7 +131,7 @@ def _steps_logged(run: Path) -> list[int]:
     return [r["step"] for r in recs if "event" not in r and "img_per_s" in r]
 
 
-TRAINERS = ["gan", "psp", "e4e", "actmap", "domain"]
+TRAINERS = ["gan", "psp", "e4e", "actmap", "domain", "pix2pixhd", "stylemapgan"]
 
 
 @pytest.mark.parametrize("trainer", TRAINERS)
@@ -122,6 +142,8 @@ def test_sigkill_and_resume_equal_a_straight_run(trainer, generator, tmp_path, c
     torch.set_num_threads(1)
     try:
         straight, killed = tmp_path / "straight", tmp_path / "killed"
+        if trainer == "pix2pixhd":
+            _write_pairs(tmp_path / "pairs")
         code, _, err = _main(_command(trainer, generator, straight), capsys)
         assert code == 0, err
 

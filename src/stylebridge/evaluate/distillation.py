@@ -315,6 +315,8 @@ def run_distillation_evaluation(models: Sequence[str | os.PathLike | DistilledEd
                 "dist_gt": float(_pairwise(net.distance, out.to(dev), gt_dev).mean()),
                 "mse_gt": float((out - gt).square().mean()),
                 "images_per_s": 1.0 / max(seconds[name], 1e-9),
+                # leakage per attribute: where "kept" is lost
+                "kept_per_attribute": {k: round(float(v), 4) for k, v in zip(others, keep.float().mean(0).tolist())},
             }
             if ref_stats is not None:
                 rows[name]["fd"] = frechet_distance(_stats(net, out), ref_stats)
@@ -380,6 +382,13 @@ def distillation_markdown(report: dict[str, Any]) -> str:
         for method, row in rows.items():
             cells = [("—" if k not in row else f"{row[k]:.{dg}f}") for k, _, dg in _COLUMNS]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        worst = []
+        for method, row in report["results"][name].items():
+            per = sorted(row.get("kept_per_attribute", {}).items(), key=lambda kv: kv[1])[:3]
+            if per:
+                worst.append(f"{method} " + ", ".join(f"{k} {v:.2f}" for k, v in per))
+        if worst:
+            lines += ["", "Least kept attributes (share of faces unchanged): " + "; ".join(worst) + "."]
         v = info.get("goal_vs_e4e")
         if v:
             lines += ["", f"Goal (distance to the ground-truth edit ≤ e4e's, at ≥ 10× its images/s): distance "

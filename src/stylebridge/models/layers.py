@@ -109,7 +109,8 @@ class ModulatedConv2d(nn.Module):
 
     def weight_sq(self) -> torch.Tensor:
         """sum over the kernel of weight**2, [O, I]; cached while the weight is unchanged and autograd is off."""
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or self.weight.is_inference():
+            # inference tensors (a model built under torch.inference_mode) keep no version counter to key a cache on
             return self.weight[0].square().sum(dim=[2, 3])
         key = (self.weight.data_ptr(), self.weight._version, self.weight.device, self.weight.dtype)
         if self._wsq_cache is None or self._wsq_cache[0] != key:
