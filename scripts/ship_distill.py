@@ -181,8 +181,8 @@ def grid(m: Pix2PixHDGenerator, meta: dict, path: Path) -> str:
 
 
 def _evaluation_table(folder: Path, name: str) -> str:
-    rep = json.loads((folder / "report.json").read_text())
-    md = (folder / "report.md").read_text()
+    rep = json.loads((ROOT / folder / "report.json").read_text())
+    md = (ROOT / folder / "report.md").read_text()
     start = md.find(f"## {name}")
     if start < 0:
         raise SystemExit(f"{folder}: no table for {name}")
@@ -190,7 +190,7 @@ def _evaluation_table(folder: Path, name: str) -> str:
     section = md[start:end if end > 0 else None]
     section = section.split("\n", 1)[1].strip()
     cmd = rep["config"].get("command", "")
-    return (f"Command: `{cmd}` (report: `{folder.relative_to(ROOT)}/`).\n\n{section.split('Scores as in')[0].strip()}")
+    return (f"Command: `{cmd}` (report: `{folder}/`).\n\n{section.split('Scores as in')[0].strip()}")
 
 
 def main() -> None:
@@ -204,6 +204,8 @@ def main() -> None:
     p.add_argument("--skip-measure", action="store_true")
     p.add_argument("--notes", default="", help="extra paragraphs for the card")
     args = p.parse_args()
+    if args.evaluation is not None:
+        args.evaluation = args.evaluation.resolve().relative_to(ROOT)
     torch.set_num_threads(2)
     out = ROOT / "src" / "stylebridge" / "weights" / args.name
     run_model = args.run / "model"

@@ -425,7 +425,8 @@ def write_distillation_report(result: DistillationResult, out: str | os.PathLike
         atomic_write_text(paths["md"], distillation_markdown(result.report))
         if rows:
             grid = make_grid(torch.cat(rows), len(rows[0]))
-            img = Image.fromarray(to_uint8(grid[None])[0])
+            # a 256-colour palette, as the editing report's: a quarter of the RGB file, no visible change at this size
+            img = Image.fromarray(to_uint8(grid[None])[0]).quantize(256, method=Image.Quantize.MEDIANCUT)
             atomic_write(paths["examples"], lambda p: img.save(p, format="PNG", optimize=True))
     except OSError as exc:
         raise ValueError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
