@@ -35,17 +35,19 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from stylebridge.core.atomic import atomic_write, atomic_write_text
+from stylebridge.core.atomic import atomic_write_text
 from stylebridge.core.device import pick_device
 from stylebridge.core.native import read_native_config
 from stylebridge.core.seeds import HELD_OUT_SEED
 from stylebridge.data import synthfaces as sf
 from stylebridge.edit.resolve import resolve_direction
 from stylebridge.evaluate.editing import (
+    _build_inverters,
     _cat,
     _CategorySuccess,
     _continuous_target,
     _ContinuousSuccess,
+    _examples_grid,
     _pairwise,
     _predict,
     _render,
@@ -55,7 +57,7 @@ from stylebridge.evaluate.editing import (
     _unchanged,
 )
 from stylebridge.formats.loading import load, resolve_path
-from stylebridge.invert.base import Inverter, resolve_inverter
+from stylebridge.invert.base import Inverter
 from stylebridge.metrics.frechet import FeatureStats, frechet_distance
 from stylebridge.models.direction import Direction
 from stylebridge.models.domain import DomainNetwork
@@ -183,13 +185,7 @@ def run_distillation_evaluation(models: Sequence[str | os.PathLike | DistilledEd
         raise ValueError(f"distilled models need distinct names, got {names}")
     tasks = [_task_for(e.direction) for e in edits]
     options = inverter_options or {}
-    built: dict[str, Inverter] = {}
-    for spec in inverters:
-        name = spec if isinstance(spec, str) else spec.name
-        if name in built:
-            raise ValueError(f"inverter {name!r} given twice")
-        built[name] = (resolve_inverter(spec, progress=False, **options.get(name, {})) if isinstance(spec, str)
-                       else spec).to(dev)
+    built = _build_inverters(inverters, options, dev)
     sizes = {inv.generator.resolution for inv in built.values()} | {r for r in map(_side, edits) if r}
     if len(sizes) > 1:
         raise ValueError(f"the methods work at different resolutions {sorted(sizes)}: compare one generator's")
@@ -408,26 +404,16 @@ def distillation_markdown(report: dict[str, Any]) -> str:
 
 def write_distillation_report(result: DistillationResult, out: str | os.PathLike) -> dict[str, Path]:
     """report.json, report.md and examples.png into ``out``; returns name → path."""
-    from PIL import Image
-
-    from stylebridge.core.imageio import make_grid, to_uint8
     from stylebridge.evaluate.report import prepare_out_dir
 
     out = prepare_out_dir(out)
     paths = {"json": out / "report.json", "md": out / "report.md", "examples": out / "examples.png"}
-    rows = []
-    for per in result.examples.values():
-        result.report["example_columns"] = list(per)
-        for i in range(len(per["input"])):
-            rows.append(torch.stack([per[col][i] for col in per]))
+    if result.examples:
+        result.report["example_columns"] = list(next(iter(result.examples.values())))
     try:
         atomic_write_text(paths["json"], json.dumps(result.report, indent=1) + "\n")
         atomic_write_text(paths["md"], distillation_markdown(result.report))
-        if rows:
-            grid = make_grid(torch.cat(rows), len(rows[0]))
-            # a 256-colour palette, as the editing report's: a quarter of the RGB file, no visible change at this size
-            img = Image.fromarray(to_uint8(grid[None])[0]).quantize(256, method=Image.Quantize.MEDIANCUT)
-            atomic_write(paths["examples"], lambda p: img.save(p, format="PNG", optimize=True))
+        _examples_grid(result.examples, paths["examples"])
     except OSError as exc:
         raise ValueError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
     return paths

@@ -211,6 +211,19 @@ def _render(inv: Inverter, w_plus: torch.Tensor, tuned: GeneratorDelta | None = 
                       for s in range(0, len(w_plus), batch)])
 
 
+def _build_inverters(inverters: Sequence[str | Inverter], options: dict[str, dict[str, Any]],
+                     dev: torch.device) -> dict[str, Inverter]:
+    """name → inverter on ``dev``: names built by `resolve_inverter` with their ``options``, objects as given."""
+    built: dict[str, Inverter] = {}
+    for spec in inverters:
+        name = spec if isinstance(spec, str) else spec.name
+        if name in built:
+            raise ValueError(f"inverter {name!r} given twice")
+        built[name] = (resolve_inverter(spec, progress=False, **options.get(name, {})) if isinstance(spec, str)
+                       else spec).to(dev)
+    return built
+
+
 def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequence[str | os.PathLike | Direction],
                            n: int = 500, seed: int = HELD_OUT_SEED, judge: str | DomainNetwork = "synthfaces-domain",
                            generator: str = "synthfaces-64", inverter_options: dict[str, dict[str, Any]] | None = None,
@@ -246,14 +259,7 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
         raise ValueError(f"directions need distinct names, got {dir_names}")
     tasks = [_task_for(d) for d in dirs]
     options = inverter_options or {}
-
-    built: dict[str, Inverter] = {}
-    for spec in inverters:
-        name = spec if isinstance(spec, str) else spec.name
-        if name in built:
-            raise ValueError(f"inverter {name!r} given twice")
-        built[name] = (resolve_inverter(spec, progress=False, **options.get(name, {})) if isinstance(spec, str)
-                       else spec).to(dev)
+    built = _build_inverters(inverters, options, dev)
     sizes = {inv.generator.resolution for inv in built.values()}
     if len(sizes) != 1:
         raise ValueError(f"the inverters render at different resolutions {sorted(sizes)}: compare one generator")
@@ -497,13 +503,14 @@ def _tradeoff_plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _examples_grid(result: EditingResult, path: Path) -> None:
+def _examples_grid(examples: dict[str, dict[str, torch.Tensor]], path: Path) -> None:
+    """One PNG: per entry of ``examples`` (columns name → images [k, 3, R, R], "input" first), k rows."""
     from PIL import Image
 
     from stylebridge.core.imageio import make_grid, to_uint8
 
     rows = []
-    for per in result.examples.values():
+    for per in examples.values():
         cols = list(per)
         k = len(per["input"])
         for i in range(k):
@@ -511,7 +518,7 @@ def _examples_grid(result: EditingResult, path: Path) -> None:
     if not rows:
         return
     grid = torch.cat(rows)  # [rows * cols, 3, R, R]
-    ncols = len(next(iter(result.examples.values())))
+    ncols = len(next(iter(examples.values())))
     # a 256-colour palette: a quarter of the RGB file, no visible change at this size
     img = Image.fromarray(to_uint8(make_grid(grid, ncols)[None])[0]).quantize(256, method=Image.Quantize.MEDIANCUT)
     atomic_write(path, lambda p: img.save(p, format="PNG", optimize=True))
@@ -530,7 +537,7 @@ def write_editing_report(result: EditingResult, out: str | os.PathLike) -> dict[
         atomic_write_text(paths["json"], json.dumps(result.report, indent=1) + "\n")
         atomic_write_text(paths["md"], editing_report_markdown(result.report))
         _tradeoff_plot(result.report, paths["plot"])
-        _examples_grid(result, paths["examples"])
+        _examples_grid(result.examples, paths["examples"])
     except OSError as exc:
         raise ValueError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
     return paths
