@@ -8,4 +8,4 @@ TORCH_VERSION=${STYLEBRIDGE_TORCH:-2.13.0}
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] == '${TORCH_VERSION}' else 1)" 2>/dev/null; then
   "$PY" -m pip install --quiet "torch==${TORCH_VERSION}"
 fi
-"$PY" -m pip install --quiet -e ".[dev,onnx]"
+"$PY" -m pip install --quiet -e ".[dev,onnx,align]"

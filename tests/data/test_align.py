@@ -205,3 +205,95 @@ def test_dlib_aligner_on_a_real_face():
     assert abs(left[1] - right[1]) < 4
     assert (left[1] + right[1]) / 2 == pytest.approx(0.47 * 256, abs=12)
     assert (left[0] + right[0]) / 2 == pytest.approx(128, abs=8)
+
+
+# --- alignment into a generator's layout (template) ---------------------------------------------------------------
+
+
+def _marker_photo(points: np.ndarray, size=(240, 200)) -> Image.Image:
+    """A gray photo with a coloured dot at each of 5 points (pixel-centre coordinates)."""
+    img = Image.new("RGB", size, (120, 120, 120))
+    d = ImageDraw.Draw(img)
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
+    for (x, y), c in zip(points, colours):
+        d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=c)
+    return img
+
+
+@pytest.mark.parametrize("angle, scale, shift", [(0.0, 1.0, (0, 0)), (25.0, 1.7, (30, -10)), (-40.0, 0.6, (5, 20))])
+def test_align_to_template_puts_the_points_on_the_template(angle, scale, shift):
+    template = align_mod.FaceTemplate(np.array([[-0.3, -0.2], [0.3, -0.2], [0.0, 0.1], [-0.2, 0.35], [0.2, 0.35]]))
+    size = 64
+    # the template in pixel-centre coordinates of a 100-px frame, moved by a similarity into a photo
+    base = (template.points + 1) / 2 * 100 - 0.5
+    pts = similarity(base - 50, angle, scale, np.array([120.0, 100.0]) + shift)
+    out = np.asarray(align_mod.align_to_template(_marker_photo(pts), pts, template, size), dtype=np.float32)
+    want = (template.points + 1) / 2 * size - 0.5
+    for (x, y), channel in zip(want, [0, 1, 2]):  # red, green, blue dots where the template says
+        patch = out[round(y) - 1 : round(y) + 2, round(x) - 1 : round(x) + 2, channel]
+        assert patch.mean() > 170, (x, y, channel)
+    # a similarity is exact: the quad is a square
+    quad = align_mod.similarity_quad(pts, template, size)
+    sides = [np.hypot(*(quad[(i + 1) % 4] - quad[i])) for i in range(4)]
+    assert max(sides) - min(sides) < 1e-6
+
+
+def test_tight_crop_is_filled_softly_not_black():
+    template = align_mod.synthfaces_template(256)
+    photo = Image.new("RGB", (40, 40), (200, 60, 60))  # a close-up: the frame is mostly outside the photo
+    pts = np.array([[12.0, 14.0], [28.0, 14.0], [20.0, 22.0], [14.0, 30.0], [26.0, 30.0]])
+    out = np.asarray(align_mod.align_to_template(photo, pts, template, 64), dtype=np.float32)
+    assert abs(out[0, 0] - [200, 60, 60]).max() < 3  # the fill fades to the photo's median colour, never black
+
+
+def test_face_template_file_round_trip_and_errors(tmp_path):
+    t = align_mod.synthfaces_template(512)
+    assert t.source == "synthfaces"
+    assert t.points[0, 0] < 0 < t.points[1, 0] and t.points[3, 1] > t.points[2, 1] > t.points[0, 1]
+    path = t.save(tmp_path / "t.json")
+    back = align_mod.FaceTemplate.load(path)
+    np.testing.assert_allclose(back.points, t.points, atol=1e-6)
+    (tmp_path / "bad.json").write_text('{"points": {"eye_left": [0, 0]}}')
+    with pytest.raises(ValueError, match=r"bad\.json: not a face template"):
+        align_mod.FaceTemplate.load(tmp_path / "bad.json")
+    with pytest.raises(FileNotFoundError, match=r"missing\.json: face template file not found"):
+        align_mod.FaceTemplate.load(tmp_path / "missing.json")
+    with pytest.raises(ValueError, match="eye_right must lie right"):
+        align_mod.FaceTemplate(t.points[[1, 0, 2, 3, 4]])
+
+
+def test_five_points_of_68():
+    lm = template_landmarks((100.0, 50.0))
+    lm[30] = [100.0, 80.0]
+    five = align_mod.five_points(lm)
+    np.testing.assert_allclose(five, [[70, 50], [130, 50], [100, 80], [75, 110], [125, 110]])
+    np.testing.assert_allclose(align_mod.five_points(five), five)
+
+
+@needs_dlib
+def test_make_aligner_resolves_the_template(tmp_path):
+    assert align_mod.make_aligner("auto", model="synthfaces-64-actmap").template.source == "synthfaces"
+    assert align_mod.make_aligner("ffhq").template is None
+    align_mod.synthfaces_template(256).save(tmp_path / "t.json")
+    assert align_mod.make_aligner(tmp_path / "t.json").template.source == "synthfaces"
+    with pytest.raises(ValueError, match="unknown face template 'nope'"):
+        align_mod.make_aligner("nope")
+    with pytest.raises(ValueError, match="needs the model's generator"):
+        align_mod.make_aligner("generator")
+
+
+@needs_dlib
+@pytest.mark.skipif(_astronaut() is None, reason="no real face photo: scikit-image (its astronaut.png) not installed")
+def test_dlib_aligner_puts_a_real_face_on_the_synthfaces_template():
+    template = align_mod.synthfaces_template()
+    aligner = align_mod.Dlib68Aligner(template=template)
+    photo = Image.open(_astronaut()).convert("RGB").rotate(-15, resample=Image.Resampling.BICUBIC, expand=True)
+    out = aligner.align(photo, 128)
+    five = align_mod.five_points(align_mod.Dlib68Aligner().landmarks(out)[0])
+    want = (template.points + 1) / 2 * 128 - 0.5
+    assert np.abs(five[:2] - want[:2]).max() < 6  # the eyes land on the template's eyes (px at 128)
+    # a small photo is upscaled for detection; its landmarks come back in its own pixels
+    small = photo.resize((photo.width // 8, photo.height // 8), Image.Resampling.LANCZOS)
+    lm_small = aligner.landmarks(small)[0]
+    lm_big = aligner.landmarks(photo)[0]
+    assert np.abs(lm_small[36:48].mean(0) * 8 - lm_big[36:48].mean(0)).max() < 12

@@ -234,3 +234,67 @@ def test_export_is_byte_identical_and_readable(tmp_path):
     seg = np.asarray(Image.open(a / "segmentation" / "00000003.png"))
     expected = sf.render_seeds([3], 32)["seg"][0].numpy()
     np.testing.assert_array_equal(seg, expected)
+
+
+# --- landmarks, photo look, close-ups ------------------------------------------------------------------------------
+
+
+def test_landmarks_match_the_rendered_parts():
+    res = 128
+    out = sf.render_seeds(list(range(40)), res, outputs=("image", "seg"))
+    lm = sf.landmarks(out["attrs"])
+    assert lm.shape == (40, 5, 2)
+    coords = (torch.arange(res, dtype=torch.float32) + 0.5) / res * 2 - 1
+    eyes = sf.SEG_LABELS.index("eyes")
+    errs = []
+    for i in range(40):
+        ys, xs = torch.nonzero(out["seg"][i] == eyes, as_tuple=True)
+        if len(xs) == 0:  # sunglasses hide the eyes
+            continue
+        x, y = coords[xs], coords[ys]
+        mid = (lm[i, 0, 0] + lm[i, 1, 0]) / 2
+        for side, sel in ((0, x < mid), (1, x >= mid)):
+            if sel.sum() > 3:
+                errs.append(float((torch.stack([x[sel].mean(), y[sel].mean()]) - lm[i, side]).norm()))
+    assert errs and max(errs) < 3 * 2 / res  # eye centres within 3 px at 128 (a half-hidden eye shifts a little)
+    # the mouth corners bracket the mouth region (near-frontal faces: a turned face's outline hides a corner)
+    mouth = sf.SEG_LABELS.index("mouth")
+    frontal = ((out["attrs"]["yaw"] - 0.5).abs() < 0.15).nonzero()[:, 0].tolist()
+    assert len(frontal) >= 5
+    for i in frontal:
+        ys, xs = torch.nonzero(out["seg"][i] == mouth, as_tuple=True)
+        assert abs(float(coords[xs].min()) - float(lm[i, 3, 0])) < 4 * 2 / res
+        assert abs(float(coords[xs].max()) - float(lm[i, 4, 0])) < 4 * 2 / res
+
+
+def test_photo_look_is_deterministic_and_keeps_the_layout():
+    out = sf.render_seeds([3, 4, 5], 64, outputs=("image", "seg"))
+    a = sf.photo_look(out["image"], out["seg"], out["attrs"])
+    b = sf.photo_look(out["image"], out["seg"], out["attrs"])
+    assert torch.equal(a, b) and a.shape == out["image"].shape and a.min() >= -1 and a.max() <= 1
+    assert not torch.equal(a, sf.photo_look(out["image"], out["seg"], out["attrs"], seed=1))
+    diff = (a - out["image"]).abs().mean()
+    assert 0.03 < diff < 0.4  # a different look, the same faces
+    # the face stays where it was: the darkest blob (pupils) moves at most a pixel or two
+    single = sf.photo_look(out["image"][:1], out["seg"][:1], {k: v[:1] for k, v in out["attrs"].items()})
+    torch.testing.assert_close(single, a[:1])  # a face's look does not depend on its batch
+
+
+def test_closeup_returns_the_landmarks_in_the_crop():
+    attrs = sf.sample_attributes(list(range(6)))
+    res = 128
+    coords = (torch.arange(res, dtype=torch.float32) + 0.5) / res * 2 - 1
+    # an "image" whose pixels hold their own coordinates: the crop shows where each of its pixels came from
+    img = torch.stack([coords.expand(res, res), coords[:, None].expand(res, res), torch.zeros(res, res)])
+    img = img.expand(6, 3, res, res).contiguous()
+    crop, q = sf.closeup(img, attrs, 32, grayscale=False)
+    assert crop.shape == (6, 3, 32, 32) and q.shape == (6, 5, 2)
+    lm = sf.landmarks(attrs)
+    grid = q[:, :, None, :]  # sample the crop at the returned landmark positions
+    seen = torch.nn.functional.grid_sample(crop[:, :2], grid, align_corners=False)[..., 0].permute(0, 2, 1)
+    torch.testing.assert_close(seen, lm, atol=0.03, rtol=0)
+    # tight: the face is magnified about 2x (eye to mouth spans about 0.74 of the half-frame)
+    span = (q[:, 3:].mean(1) - q[:, :2].mean(1)).norm(dim=1)
+    assert ((span > 0.6) & (span < 0.9)).all()
+    gray, _ = sf.closeup(img, attrs, 32)
+    assert torch.equal(gray[:, 0], gray[:, 1])

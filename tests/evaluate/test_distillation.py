@@ -86,3 +86,20 @@ def test_cli_table_for_a_model_folder(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", "--distilled", str(tmp_path / "run" / "model"), "--editing", "--out", str(out)]) != 0
     assert "--distilled takes --inverters" in capsys.readouterr().err
+
+
+def test_photo_look_gives_every_method_the_photos(tmp_path, capsys):
+    from stylebridge.apps.cli import main
+
+    torch.manual_seed(0)
+    m = Pix2PixHDGenerator(Pix2PixHDGeneratorConfig(ngf=4, n_downsample_global=1, n_blocks_global=1, resolution=64))
+    m.save_pretrained(tmp_path / "run" / "model", metadata={"distillation": {"mode": "edit", "direction": "glasses"}})
+    out = tmp_path / "table"
+    assert main(["evaluate", "--distilled", str(tmp_path / "run" / "model"), "--inverters", "psp", "--n", "6",
+                 "--fd-reference", "0", "--look", "photo", "--out", str(out), "--quiet"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["config"]["look"] == "photo" and "--look photo" in rep["config"]["command"]
+    assert "drawn as photos" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", "--look", "photo", "--out", str(out)]) == 2
+    assert "--look applies to --distilled" in capsys.readouterr().err

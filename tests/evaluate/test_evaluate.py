@@ -9,6 +9,9 @@ import torch
 
 from stylebridge.apps.cli import main
 from stylebridge.core.seeds import HELD_OUT_SEED
+from stylebridge.data import synthfaces as sf
+from stylebridge.evaluate.benchmark import expression_agreement
+from stylebridge.evaluate.encoder import appearance_agreement
 from stylebridge.evaluate.inputs import INPUT_KINDS, make_inputs
 from stylebridge.evaluate.methods import (
     EvalMethod,
@@ -146,3 +149,51 @@ def test_inputs_have_exact_targets():
     for f in (4, 8):
         sr = make_inputs(f"superres{f}", seeds)
         assert torch.equal(sr.target, rec.target) and (sr.rgb - rec.rgb).abs().mean() > 0.01
+
+
+# --- out of domain with known truth (issue 19) ---------------------------------------------------------------------
+
+
+def test_photo_and_closeup_inputs_have_the_clean_faces_as_targets():
+    seeds = [HELD_OUT_SEED + i for i in range(4)]
+    clean = sf.render(sf.sample_attributes(seeds), 64, ("image",))["image"]
+    for kind in ("photo", "closeup"):
+        b = make_inputs(kind, seeds)
+        assert b.rgb.shape == (4, 3, 64, 64) and b.rgb.min() >= -1 and b.rgb.max() <= 1
+        torch.testing.assert_close(b.target, clean)
+        assert (b.rgb - clean).abs().mean() > 0.05  # out of domain: not the clean render
+    close = make_inputs("closeup", seeds)
+    assert torch.allclose(close.rgb[:, 0], close.rgb[:, 1], atol=2 / 255)  # grayscale
+    assert not torch.equal(close.raw, close.rgb)  # raw: the close-up before alignment
+
+
+def test_appearance_and_expression_agreement():
+    attrs = sf.sample_attributes(list(range(50)))
+    pred = {k: v.clone() for k, v in attrs.items()}
+    agree = appearance_agreement(pred, attrs)
+    assert all(agree[k] == 1.0 for k in ("hair_color", "hair_style", "glasses", "beard", "skin_tone"))
+    assert agree["yaw_corr"] == pytest.approx(1.0)
+    pred["hair_color"] = (attrs["hair_color"] + 1) % 6
+    pred["yaw"] = 1 - attrs["yaw"]
+    agree = appearance_agreement(pred, attrs)
+    assert agree["hair_color"] == 0.0 and agree["yaw_corr"] == pytest.approx(-1.0)
+    names = ["1F600", "1F641", "1F610", "1F62E", "9999"]  # grin (smile, open), frown, neutral, open mouth, unlabelled
+    read = {"smile": torch.tensor([0.9, 0.1, 0.5, 0.5, 0.5]), "mouth_open": torch.tensor([0.8, 0.1, 0.1, 0.1, 0.9])}
+    ex = expression_agreement(read, names)
+    assert ex["n_smile"] == 4 and ex["smile"] == 1.0
+    assert ex["n_mouth_open"] == 4 and ex["mouth_open"] == 0.75  # 1F62E's open mouth read as closed
+
+
+def test_out_of_domain_section_of_the_report(tmp_path, test_methods, capsys):
+    out = tmp_path / "ev"
+    rc = main(["evaluate", "--methods", "identity", "--inputs", "reconstruction", "photo", "closeup", "--n", "6",
+               "--out", str(out), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads((out / "report.json").read_text())
+    for kind in ("reconstruction", "photo", "closeup"):
+        cell = doc["results"]["identity"][kind]
+        assert set(cell["agreement"]) == {"hair_color", "hair_style", "glasses", "beard", "skin_tone", "yaw_corr"}
+        assert cell[f"fd[{NET}]"] > 0
+    assert "agreement_untranslated" in doc["inputs"]["photo"]
+    md = (out / "report.md").read_text()
+    assert "## Out of domain, with known truth" in md and "| identity | photo-style |" in md

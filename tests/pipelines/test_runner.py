@@ -88,3 +88,44 @@ def test_a_writer_killed_midway_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_image(torch.zeros(3, 8, 8), tmp_path / "a.png")
     assert list(tmp_path.iterdir()) == []  # neither a.png nor a temporary file
+
+
+class _FakeAligner:
+    """Shifts each photo by a few pixels (a stand-in for dlib) and finds no face in f3."""
+
+    def __call__(self, img, size, path=None):
+        from stylebridge.core.errors import BadImageError
+
+        if str(path).endswith("f3.png"):
+            raise BadImageError(f"{path}: no face found")
+        return img.convert("RGB").transform(img.size, Image.Transform.AFFINE, (1, 0, 3, 0, 1, 0)).resize((size, size))
+
+
+def test_align_feeds_aligned_photos_and_lists_faceless_ones(tmp_path, faces):
+    pipe = load_pipeline("synthfaces-64-actmap")
+    report = run_folder(pipe, faces / "rgb", tmp_path / "out", batch_size=2, progress=False, precision="fp32",
+                        align=_FakeAligner())
+    assert report.written == 4
+    reasons = dict((p.name, r) for p, r in report.skipped)
+    assert reasons["f3.png"] == "no face found" and "broken.png" in reasons
+    assert sorted(p.name for p in (tmp_path / "out" / "aligned").glob("*.png")) == ["f0.png", "f1.png", "f2.png",
+                                                                                    "f4.png"]
+    aligned = np.asarray(Image.open(tmp_path / "out" / "aligned" / "f0.png"), dtype=np.int16)
+    source = np.asarray(Image.open(faces / "rgb" / "f0.png"), dtype=np.int16)
+    assert np.abs(aligned[:, :-3] - source[:, 3:]).mean() < 3  # what the aligner made is what went in
+    assert "f3.png\tno face found" in (tmp_path / "out" / "skipped.txt").read_text()
+    with pytest.raises(ValueError, match=r"face alignment .* applies to photos"):
+        run_folder(load_pipeline("synthfaces-64-distill-blend"), faces / "rgb", tmp_path / "o2", progress=False,
+                   images2=faces / "rgb", align=_FakeAligner())
+
+
+def test_actmap_colors_from_the_input(tmp_path, faces):
+    pipe = load_pipeline("synthfaces-64-actmap")
+    x = sf.render_seeds([10_000_100, 10_000_101], 64)["image"]
+    gray = x.mean(1, keepdim=True).expand_as(x).contiguous()
+    out = pipe(gray, colors="input").images
+    assert torch.allclose(out[:, 0], out[:, 1], atol=2e-3) and torch.allclose(out[:, 1], out[:, 2], atol=2e-3)
+    styled = pipe(gray).images
+    assert (styled[:, 0] - styled[:, 2]).abs().mean() > 0.02  # the style's colours, without the option
+    with pytest.raises(ValueError, match="colors must be 'style' or 'input'"):
+        pipe(gray, colors="sepia")

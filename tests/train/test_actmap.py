@@ -163,6 +163,38 @@ def test_close_up_crops_around_the_centre_and_masks_outside_the_ellipse():
     assert g.shape == (4, 1, side, side)
 
 
+def test_photo_like_augmentation_ops():
+    x = torch.rand(6, 3, 32, 32) * 2 - 1
+    for op in ("tight", "photo", "lowres", "jpeg"):
+        y = augment_inputs(x, InputAugmentSection(**{op: 1.0}), torch.Generator().manual_seed(0), 6)
+        assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
+        assert (y - x).abs().flatten(1).amax(1).min() > 1e-3, op
+        again = augment_inputs(x, InputAugmentSection(**{op: 1.0}), torch.Generator().manual_seed(0), 6)
+        assert torch.equal(y, again), op
+    # photo keeps gray inputs gray (a grayscale photo stays a grayscale photo)
+    gray = x.mean(1, keepdim=True).expand_as(x).contiguous()
+    y = augment_inputs(gray, InputAugmentSection(photo=1.0), torch.Generator().manual_seed(0), 6)
+    assert torch.allclose(y[:, 0], y[:, 1]) and torch.allclose(y[:, 1], y[:, 2])
+    # ops that are off draw nothing: an old config's random stream is unchanged
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    augment_inputs(x, InputAugmentSection(blur=0.5), g1, 6)
+    augment_inputs(x, InputAugmentSection(blur=0.5, tight=0.0, photo=0.0, lowres=0.0, jpeg=0.0), g2, 6)
+    assert torch.equal(torch.rand(1, generator=g1), torch.rand(1, generator=g2))
+
+
+def test_tight_crop_keeps_the_square_and_fills_the_rest():
+    side = 32
+    ramp = (torch.arange(side) + 0.5) / side * 2 - 1
+    x = ramp.expand(2, 3, side, side).clone()
+    cfg = InputAugmentSection(tight=1.0, tight_center=(0.0, 0.0), tight_range=(0.5, 0.5))
+    y = augment_inputs(x, replace(cfg), torch.Generator().manual_seed(0), 2)
+    c = side // 2
+    # inside the kept square (half-side 0.5 around a centre within ±0.06) the image is untouched
+    torch.testing.assert_close(y[:, :, c - 3 : c + 3, c - 3 : c + 3], x[:, :, c - 3 : c + 3, c - 3 : c + 3])
+    # far outside, the fill is flat: the square's mean colour (the ramp's mean there, about 0)
+    assert y[:, :, 0, 0].abs().max() < 0.1 and y[:, :, -1, -1].abs().max() < 0.1
+
+
 def test_learning_rate_schedule():
     o = am.ActmapOptimSection(lr=1.0, steps=11, warmup=2, schedule="cosine", min_lr_ratio=0.1)
     assert learning_rate(o, 0) == 0.5 and learning_rate(o, 1) == 1.0 and learning_rate(o, 2) == 1.0

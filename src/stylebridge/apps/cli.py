@@ -209,9 +209,9 @@ def _cmd_evaluate_distilled(args: argparse.Namespace) -> int:
     seed = {} if args.seed is None else {"seed": args.seed}
     result = run_distillation_evaluation(args.distilled, inverters, n=args.n, generator=args.generator,
                                          inverter_options=options, fd_reference=args.fd_reference,
-                                         device=args.device, progress=not args.quiet, **seed)
+                                         device=args.device, progress=not args.quiet, look=args.look, **seed)
     parts = ["--distilled", *args.distilled, "--inverters", *inverters, "--n", str(args.n),
-             "--fd-reference", str(args.fd_reference)] + (
+             "--fd-reference", str(args.fd_reference)] + (["--look", args.look] if args.look != "clean" else []) + (
         ["--steps", str(args.steps), "--precision", args.precision] if options else []) + (
         ["--seed", str(args.seed)] if args.seed is not None else []) + ["--out", str(args.out)]
     result.report["config"]["command"] = "stylebridge evaluate " + " ".join(shlex.quote(a) for a in parts)
@@ -220,9 +220,31 @@ def _cmd_evaluate_distilled(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate_photos(args: argparse.Namespace) -> int:
+    from stylebridge.evaluate.photos import run_photo_evaluation, write_photo_report
+    from stylebridge.evaluate.report import prepare_out_dir
+
+    prepare_out_dir(args.out, create=False)
+    if args.inputs or args.editing or args.local_editing or args.distilled:
+        raise ValueError("--photos takes --methods (and --generator), not --inputs / --editing / --local-editing / "
+                         "--distilled")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = run_photo_evaluation(args.methods or ["actmap", "psp", "e4e"],
+                                  None if args.photos == "bundled" else args.photos, generator=args.generator,
+                                  device=args.device, progress=not args.quiet)
+    paths = write_photo_report(result, args.out)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import shlex
 
+    if args.look != "clean" and not args.distilled:
+        raise ValueError("--look applies to --distilled")
+    if args.photos:
+        return _cmd_evaluate_photos(args)
     if args.distilled:
         return _cmd_evaluate_distilled(args)
     if args.local_editing:
@@ -404,23 +426,59 @@ def _run_folder(args: argparse.Namespace) -> tuple[Path, str | Path | None]:
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
-    from stylebridge.pipelines.encoder import encode_folder
+    from stylebridge.pipelines.encoder import encode_folder, load_encoder
 
-    report = encode_folder(args.model, args.images, args.out, batch_size=args.batch_size, progress=not args.quiet,
+    model = load_encoder(args.model)
+    align = _aligner(args, args.model, lambda: _generator_of(model))
+    report = encode_folder(model, args.images, args.out, batch_size=args.batch_size, progress=not args.quiet,
                            device=args.device, precision=args.precision,
-                           reconstructions=not args.no_reconstructions)
+                           reconstructions=not args.no_reconstructions, align=align)
     print(f"wrote {report.written} encodings to {report.out}/" + _skipped_text(report))
     return 0
 
 
+def _add_align_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--align", action="store_true",
+                   help="find each photo's face (dlib, the 'align' extra) and rotate, scale and crop it into the "
+                        "generator's layout first; photos without a face are listed in skipped.txt")
+    p.add_argument("--align-template", default="auto", metavar="SOURCE",
+                   help="where the layout comes from: synthfaces (the renderer's exact landmarks), generator (dlib "
+                        "on the generator's samples), ffhq (NVlabs' crop), or a template file (JSON); default auto: "
+                        "synthfaces for synthfaces models, else generator")
+
+
+def _aligner(args: argparse.Namespace, model: object, generator: object = None) -> object:
+    """--align → the aligner (None without the flag); ``generator``: the model's generator or a function giving it."""
+    if not args.align:
+        if args.align_template != "auto":
+            raise ValueError("--align-template applies with --align")
+        return None
+    from stylebridge.data.align import make_aligner
+
+    return make_aligner(args.align_template, model=None if model is None else str(model), generator=generator)
+
+
+def _generator_of(model: object) -> object:
+    """The StyleGAN2 generator a loaded model renders with (translator, encoder, inverter), for --align-template
+    generator."""
+    from stylebridge.models.stylegan2 import StyleGAN2Generator
+
+    for name in ("generator", "decoder"):
+        g = getattr(model, name, None)
+        if isinstance(g, StyleGAN2Generator):
+            return g
+    raise ValueError("--align-template generator: this model has no StyleGAN2 generator to take the layout from; "
+                     "give a template file, synthfaces or ffhq")
+
+
 def _skipped_text(report: object) -> str:
     skipped = getattr(report, "skipped", [])
-    return f" ({len(skipped)} unreadable files skipped, listed in skipped.txt)" if skipped else ""
+    return f" ({len(skipped)} files skipped, each with its reason in skipped.txt)" if skipped else ""
 
 
 # translate's flags → pipeline options (a flag the chosen pipeline does not take is an error naming the flag)
 _TRANSLATE_FLAGS = {"samples": "--samples", "seed": "--style-seed", "walk": "--walk", "frames": "--frames",
-                    "style_encoder": "--style-encoder", "truncation_psi": "--truncation"}
+                    "style_encoder": "--style-encoder", "truncation_psi": "--truncation", "colors": "--colors"}
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
@@ -431,7 +489,8 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
     pipe = load_pipeline(args.model, takes="images")  # the pipeline registered for the model's class
     options = {"truncation_psi": args.truncation, "samples": args.samples or None, "seed": args.style_seed,
-               "walk": parse_seeds(args.walk) if args.walk else None, "style_encoder": args.style_encoder}
+               "walk": parse_seeds(args.walk) if args.walk else None, "style_encoder": args.style_encoder,
+               "colors": args.colors}
     options = {k: v for k, v in options.items() if v is not None}
     if "walk" in options:
         options["frames"] = args.frames
@@ -442,9 +501,10 @@ def _cmd_translate(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.model}: {' and '.join(_TRANSLATE_FLAGS[k] for k in bad)} "
                          f"{'does' if len(bad) == 1 else 'do'} not apply to {describe_model(pipe.model)} "
                          f"(it takes {', '.join(takes)})")
+    align = _aligner(args, args.model, lambda: _generator_of(pipe.model))
     report = run_folder(pipe, args.images, args.out, batch_size=args.batch_size, device=args.device,
                         precision=args.precision, progress=not args.quiet, desc="translate", images2=args.images2,
-                        **options)
+                        align=align, **options)
     print(f"wrote {report.written} translations ({len(report.files)} files) to {report.out}/"
           + _skipped_text(report))
     return 0
@@ -494,13 +554,25 @@ def _inverter_options(args: argparse.Namespace) -> dict:
     return options  # --precision reaches the inverter through invert_folder / edit_folder
 
 
+def _inverter_generator(args: argparse.Namespace) -> object:
+    from stylebridge.formats.loading import load
+    from stylebridge.models.stylegan2 import StyleGAN2Generator
+
+    if args.generator:
+        return load(args.generator, expect=StyleGAN2Generator)
+    if args.model:
+        return _generator_of(load(args.model))
+    raise ValueError("--align-template generator: give --generator or --model")
+
+
 def _cmd_invert(args: argparse.Namespace) -> int:
     from stylebridge.invert import invert_folder
 
     options = _inverter_options(args)
+    align = _aligner(args, args.model or args.generator, lambda: _inverter_generator(args))
     report = invert_folder(args.method, args.images, args.out, model=args.model, generator=args.generator or None,
                            batch_size=args.batch_size, device=args.device, precision=args.precision,
-                           progress=not args.quiet, **options)
+                           progress=not args.quiet, align=align, **options)
     print(f"wrote {report.written} inversions ({args.method}) to {report.out}/" + _skipped_text(report))
     if report.summary.get("text"):
         print(report.summary["text"])
@@ -511,10 +583,11 @@ def _cmd_edit(args: argparse.Namespace) -> int:
     from stylebridge.invert import edit_folder
 
     options = _inverter_options(args)
+    align = _aligner(args, args.model or args.generator, lambda: _inverter_generator(args))
     report = edit_folder(args.images, args.out, args.inverter, args.direction, args.strength, layers=args.layers,
                          component=args.component, model=args.model, generator=args.generator or None,
                          batch_size=args.batch_size, device=args.device, precision=args.precision,
-                         progress=not args.quiet, **options)
+                         progress=not args.quiet, align=align, **options)
     print(f"edited {report.written} images ({args.inverter}; {len(report.files)} files) in {report.out}/"
           + _skipped_text(report))
     if report.summary.get("text"):
@@ -840,6 +913,7 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--batch-size", "--batch", dest="batch_size", type=positive_int, default=8,
                     help="images per forward pass (default 8)")
     en.add_argument("--no-reconstructions", action="store_true", help="write the latents only")
+    _add_align_flags(en)
     en.add_argument("--device", default="auto")
     en.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     en.add_argument("--quiet", action="store_true")
@@ -862,6 +936,10 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--frames", type=positive_int, default=16,
                     help="frames of a --walk (PNG frames + a GIF per image)")
     tl.add_argument("--style-encoder", default=None, help="actmap: take each image's styles from this pSp / e4e")
+    tl.add_argument("--colors", default=None, choices=("style", "input"),
+                    help="actmap: 'input' takes the colours from the input (chroma matched, luma kept: a grayscale "
+                         "photo comes out gray); default 'style': the colours the style gives")
+    _add_align_flags(tl)
     tl.add_argument("--truncation", type=finite_float, default=None,
                     help="truncation psi of sampled styles (pipelines that sample; default 1.0: none)")
     tl.add_argument("--batch-size", "--batch", dest="batch_size", type=positive_int, default=8,
@@ -1015,6 +1093,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inverter_flags(iv)
     iv.add_argument("--images", required=True, help="folder of images (searched recursively) or one image")
     iv.add_argument("--out", required=True)
+    _add_align_flags(iv)
     iv.add_argument("--batch-size", "--batch", dest="batch_size", type=positive_int, default=8,
                     help="images per batch (optimisation: each image its own latent; default 8)")
     iv.set_defaults(func=_cmd_invert)
@@ -1036,6 +1115,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="GANSpace components: the component to edit along")
     _add_inverter_flags(ed)
     ed.add_argument("--out", required=True)
+    _add_align_flags(ed)
     ed.add_argument("--batch-size", "--batch", dest="batch_size", type=positive_int, default=4,
                     help="images per batch (default 4)")
     ed.set_defaults(func=_cmd_edit)
@@ -1079,6 +1159,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the distillation table instead: one-pass distilled pix2pixHD edits (shipped names or "
                          "RUN/model folders) against encode → edit → decode with the same direction, scored against "
                          "synthfaces' ground-truth edits (report.md, report.json, examples.png)")
+    ev.add_argument("--photos", nargs="?", const="bundled", default=None, metavar="DIR",
+                    help="real photos (a folder, or scikit-image's bundled face photos without DIR): aligned with "
+                         "dlib, translated by --methods, geometry of photo vs translation correlated; grid.png")
+    ev.add_argument("--look", default="clean", choices=("clean", "photo"),
+                    help="--distilled: give every method the faces as rendered (clean) or drawn as photos (photo: "
+                         "out of domain; the ground truth stays the clean edit)")
     ev.add_argument("--fd-reference", type=int, default=2000,
                     help="--distilled: faces rendered with each edit that the FD compares against (default 2000; "
                          "0: no FD)")

@@ -9,16 +9,22 @@ Landmarks are the 68-point iBUG/dlib layout in pixel coordinates (x right, y dow
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from stylebridge.core.imageio import BadImageError
 
-__all__ = ["AlignerUnavailableError", "Dlib68Aligner", "align_face", "ffhq_quad", "find_dlib68_model"]
+__all__ = ["FIVE_POINTS", "TEMPLATE_SOURCES", "AlignerUnavailableError", "Dlib68Aligner", "FaceTemplate", "align_face",
+           "align_to_template", "ffhq_quad", "find_dlib68_model", "five_points", "make_aligner", "similarity_quad",
+           "synthfaces_template", "template_from_generator"]
 
 DLIB68_MODEL = "shape_predictor_68_face_landmarks.dat"
 
@@ -108,9 +114,20 @@ def align_face(img: Image.Image, landmarks: np.ndarray, output_size: int, transf
     """
     if output_size < 1:
         raise ValueError(f"output_size must be positive, got {output_size}")
+    return _warp_quad(img, ffhq_quad(landmarks), output_size, transform_size, enable_padding)
+
+
+def _warp_quad(img: Image.Image, quad: np.ndarray, output_size: int, transform_size: int | None = None,
+               enable_padding: bool = True, fill: str = "ffhq") -> Image.Image:
+    """The square ``quad`` [4, 2] (corners UL, LL, LR, UR in pixel-centre coordinates of ``img``) of ``img`` as an
+    RGB image ``output_size`` square: FFHQ's shrink, crop, blur-pad and supersampled QUAD transform. ``fill``:
+    how the frame is padded where it leaves the photo — "ffhq" (exactly NVlabs') or "soft" (blurred and faded
+    within a fifth of the frame: for tight crops, whose frame is mostly padding)."""
+    if output_size < 1:
+        raise ValueError(f"output_size must be positive, got {output_size}")
     transform_size = transform_size or 4 * output_size
     img = img.convert("RGB")
-    quad = ffhq_quad(landmarks)
+    quad = np.array(quad, dtype=np.float64)
     qsize = np.hypot(*(quad[3] - quad[0]))  # side of the square = 2 * |x|
 
     # Shrink: a face much bigger than the output is first reduced with LANCZOS (FFHQ's ANTIALIAS).
@@ -142,11 +159,23 @@ def align_face(img: Image.Image, landmarks: np.ndarray, output_size: int, transf
         arr = np.pad(np.float32(img), ((pad[1], pad[3]), (pad[0], pad[2]), (0, 0)), "reflect")
         h, w, _ = arr.shape
         y, x, _ = np.ogrid[:h, :w, :1]
-        mask = np.maximum(1.0 - np.minimum(np.float32(x) / pad[0], np.float32(w - 1 - x) / pad[2]),
-                          1.0 - np.minimum(np.float32(y) / pad[1], np.float32(h - 1 - y) / pad[3]))
-        blur = qsize * 0.02
-        arr += (_gaussian_blur(arr, blur) - arr) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
-        arr += (np.median(arr, axis=(0, 1)) - arr) * np.clip(mask, 0.0, 1.0)
+        if fill == "ffhq":
+            mask = np.maximum(1.0 - np.minimum(np.float32(x) / pad[0], np.float32(w - 1 - x) / pad[2]),
+                              1.0 - np.minimum(np.float32(y) / pad[1], np.float32(h - 1 - y) / pad[3]))
+            blur = qsize * 0.02
+            arr += (_gaussian_blur(arr, blur) - arr) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
+            arr += (np.median(arr, axis=(0, 1)) - arr) * np.clip(mask, 0.0, 1.0)
+        else:
+            # "soft": the distance outside the photo, in units of a fifth of the frame; reflections are blurred
+            # hard within a tenth of it and gone (median colour) at one: a tight crop's mirror images, which
+            # FFHQ's fill keeps sharp over a wide border, would be read as more eyes.
+            src_h, src_w = h - pad[1] - pad[3], w - pad[0] - pad[2]
+            dx = np.maximum(np.maximum(pad[0] - np.float32(x), np.float32(x) - (pad[0] + src_w - 1)), 0)
+            dy = np.maximum(np.maximum(pad[1] - np.float32(y), np.float32(y) - (pad[1] + src_h - 1)), 0)
+            dist = np.maximum(dx, dy) / (0.2 * qsize)
+            arr += (_gaussian_blur(arr, qsize * 0.06) - arr) * np.clip(dist * 10.0, 0.0, 1.0)
+            arr += (np.median(arr[pad[1]:pad[1] + src_h, pad[0]:pad[0] + src_w], axis=(0, 1)) - arr) * np.clip(
+                dist, 0.0, 1.0)
         img = Image.fromarray(np.uint8(np.clip(np.rint(arr), 0, 255)), "RGB")
         quad += pad[:2]
 
@@ -158,6 +187,114 @@ def align_face(img: Image.Image, landmarks: np.ndarray, output_size: int, transf
     elif output_size > transform_size:
         img = img.resize((output_size, output_size), Image.Resampling.BICUBIC)
     return img
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Alignment into a generator's own layout: a 5-point template and a similarity transform
+
+FIVE_POINTS = ("eye_left", "eye_right", "nose_tip", "mouth_left", "mouth_right")  # left = smaller x in the image
+TEMPLATE_SOURCES = ("auto", "synthfaces", "generator", "ffhq")
+
+
+def five_points(landmarks: np.ndarray) -> np.ndarray:
+    """68 iBUG/dlib landmarks [68, 2] → the 5 template points [5, 2] (`FIVE_POINTS`): means of 36–41 and 42–47,
+    the nose tip 30, the mouth corners 48 and 54. An array [5, 2] is returned as it is."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape == (5, 2):
+        if not np.isfinite(lm).all():
+            raise ValueError("landmarks contain NaN or infinity")
+        return lm.copy()
+    lm = _check_landmarks(lm)
+    return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
+
+
+@dataclass(frozen=True)
+class FaceTemplate:
+    """Where a generator puts a face: the `FIVE_POINTS` [5, 2] in its image coordinates (x right, y down, both
+    in [-1, 1] across the image), and where the template came from.
+
+    Saved as JSON: ``{"template": NAME, "points": {"eye_left": [x, y], …}}`` (`save`, `load`).
+    """
+
+    points: np.ndarray
+    source: str = "file"
+
+    def __post_init__(self) -> None:
+        pts = np.asarray(self.points, dtype=np.float64)
+        if pts.shape != (5, 2) or not np.isfinite(pts).all():
+            raise ValueError(f"a face template needs 5 finite points [5, 2], got shape {pts.shape}")
+        if pts[1, 0] <= pts[0, 0]:
+            raise ValueError("face template: eye_right must lie right of eye_left (x grows to the right)")
+        object.__setattr__(self, "points", pts)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        from stylebridge.core.atomic import atomic_write_text
+
+        doc = {"template": self.source, "points": {k: [round(float(v), 6) for v in p]
+                                                   for k, p in zip(FIVE_POINTS, self.points)}}
+        return atomic_write_text(Path(path), json.dumps(doc, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> FaceTemplate:
+        """A template file (`save`'s JSON). Raises ValueError naming the file and what is wrong with it."""
+        p = Path(path)
+        try:
+            doc = json.loads(p.read_text())
+            pts = doc["points"]
+            points = np.array([pts[k] for k in FIVE_POINTS], dtype=np.float64)
+            return cls(points, str(doc.get("template", p.stem)))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{p}: face template file not found") from None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{p}: not a face template ({type(e).__name__}: {e}); expected "
+                             f'{{"points": {{"eye_left": [x, y], …}}}} with {", ".join(FIVE_POINTS)}') from None
+
+
+def synthfaces_template(count: int = 4096) -> FaceTemplate:
+    """The synthfaces renderer's own layout: the mean of its exact landmarks (`data.synthfaces.landmarks`) over
+    ``count`` sampled faces (training seeds; every yaw, so about frontal)."""
+    from stylebridge.data import synthfaces as sf
+
+    pts = sf.landmarks(sf.sample_attributes(list(range(count)))).mean(0).double().numpy()
+    return FaceTemplate(pts, "synthfaces")
+
+
+def similarity_quad(points: np.ndarray, template: FaceTemplate, output_size: int) -> np.ndarray:
+    """The square of the photo that maps onto the generator's frame when its face points land on the template.
+
+    points [5, 2] (or [68, 2]) in pixel-centre coordinates of the photo → quad [4, 2] (UL, LL, LR, UR, the same
+    coordinates), for `align_face`'s warp. The similarity (rotation, uniform scale, shift; no reflection) is the
+    least-squares fit of the template onto the points (Umeyama 1991).
+    """
+    src = five_points(points) + 0.5  # pixel corners, where PIL's QUAD measures
+    dst = (template.points + 1) / 2 * output_size
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    var_d = (b**2).sum() / len(b)
+    if var_d <= 0 or (a**2).sum() <= 0:
+        raise ValueError("degenerate landmarks: the face points coincide")
+    cov = a.T @ b / len(b)  # maps dst → src
+    u, sv, vt = np.linalg.svd(cov)
+    d = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[1, 1] = -1
+    rot = u @ d @ vt
+    scale = np.trace(np.diag(sv) @ d) / var_d
+    t = mu_s - scale * rot @ mu_d
+    s = float(output_size)
+    corners = np.array([[0.0, 0.0], [0.0, s], [s, s], [s, 0.0]])
+    return corners @ (scale * rot).T + t - 0.5
+
+
+def align_to_template(img: Image.Image, points: np.ndarray, template: FaceTemplate, output_size: int,
+                      transform_size: int | None = None, enable_padding: bool = True) -> Image.Image:
+    """Rotate, scale and crop ``img`` so its face points ([5, 2] or 68 landmarks, pixel-centre coordinates) land on
+    ``template``: an RGB image ``output_size`` square. Where the frame leaves the photo (a tight crop), FFHQ's fill:
+    the photo reflected, blurred more with distance and faded to its median colour."""
+    if output_size < 1:
+        raise ValueError(f"output_size must be positive, got {output_size}")
+    return _warp_quad(img, similarity_quad(points, template, output_size), output_size, transform_size,
+                      enable_padding, fill="soft")
 
 
 def find_dlib68_model() -> Path | None:
@@ -177,16 +314,21 @@ def find_dlib68_model() -> Path | None:
 
 
 class Dlib68Aligner:
-    """Face detection (dlib HOG) + 68 landmarks (dlib shape predictor) + FFHQ alignment.
+    """Face detection (dlib HOG) + 68 landmarks (dlib shape predictor) + alignment.
 
     Needs ``pip install dlib-bin face-recognition-models`` (dlib wheels and the landmark model); raises
     AlignerUnavailableError naming the missing one. ``predictor_path`` overrides the model file.
+    ``template``: a `FaceTemplate` — the face is rotated, scaled and cropped so its 5 points land on it (the
+    generator's own layout); None: FFHQ's crop (`align_face`).
     ``detect_max_side``: faces are detected on a copy at most this many pixels on its longest side (HOG on a
-    24 MP photo takes minutes); landmarks are then fitted on the full-resolution image.
+    24 MP photo takes minutes); ``detect_min_side``: small photos are upscaled (bicubic) to at least this for
+    detection and landmarks — HOG finds no face under about 80 px (a 25-px LFW crop is found 91 times in 100
+    at 256). Landmarks are returned in the photo's own pixels either way.
     """
 
     def __init__(self, predictor_path: str | os.PathLike | None = None, upsample: int = 1,
-                 detect_max_side: int = 1024) -> None:
+                 detect_max_side: int = 1024, template: FaceTemplate | None = None,
+                 detect_min_side: int = 256) -> None:
         try:
             import dlib
         except ImportError as e:
@@ -200,6 +342,8 @@ class Dlib68Aligner:
         self.predictor_path = path
         self.upsample = upsample
         self.detect_max_side = detect_max_side
+        self.detect_min_side = detect_min_side
+        self.template = template
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(path))
@@ -207,6 +351,16 @@ class Dlib68Aligner:
     def landmarks(self, img: Image.Image) -> list[np.ndarray]:
         """68 landmarks [68, 2] (float64, pixels of ``img``) per detected face, largest face first."""
         img = img.convert("RGB")
+        grow = self.detect_min_side / max(img.size)
+        if grow > 1:  # small photos: fit landmarks on an upscaled copy, report them in the photo's pixels
+            size = (max(1, round(img.size[0] * grow)), max(1, round(img.size[1] * grow)))
+            big = img.resize(size, Image.Resampling.BICUBIC)
+            sx, sy = size[0] / img.size[0], size[1] / img.size[1]
+            # pixel centres: (p + 0.5) / s - 0.5
+            return [(lm + 0.5) / [sx, sy] - 0.5 for lm in self._landmarks(big)]
+        return self._landmarks(img)
+
+    def _landmarks(self, img: Image.Image) -> list[np.ndarray]:
         arr = np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
         scale = min(1.0, self.detect_max_side / max(img.size))
         small = arr
@@ -226,11 +380,78 @@ class Dlib68Aligner:
 
     def align(self, img: Image.Image, output_size: int, transform_size: int | None = None,
               path: str | os.PathLike | None = None) -> Image.Image:
-        """The largest face of ``img``, FFHQ-aligned, as an RGB image ``output_size`` square.
+        """The largest face of ``img``, aligned (to ``template``, or FFHQ's crop), as an RGB image ``output_size``
+        square.
 
         Raises BadImageError("PATH: no face found") when dlib finds none (``path`` only names the image).
         """
         faces = self.landmarks(img)
         if not faces:
             raise BadImageError(f"{path if path is not None else '<image>'}: no face found")
+        if self.template is not None:
+            return align_to_template(img, faces[0], self.template, output_size, transform_size)
         return align_face(img, faces[0], output_size, transform_size)
+
+    def __call__(self, img: Image.Image, output_size: int, path: str | os.PathLike | None = None) -> Image.Image:
+        """`align` — what the folder runner calls per file."""
+        return self.align(img, output_size, path=path)
+
+
+def template_from_generator(generator: torch.nn.Module, aligner: Dlib68Aligner, count: int = 64,
+                            min_faces: int = 8, truncation_psi: float = 0.7, seed: int = 0,
+                            batch: int = 8) -> FaceTemplate:
+    """A generator's own layout, read off its samples: dlib's 5 points on ``count`` images (seeds ``seed`` …,
+    ψ ``truncation_psi``), averaged, in its image coordinates. For a photoreal generator (FFHQ-like); raises
+    ValueError when dlib finds fewer than ``min_faces`` faces (a cartoon domain — give a template file, or
+    ``synthfaces`` for synthfaces generators, whose exact layout is known)."""
+    from stylebridge.core.imageio import to_pil
+    from stylebridge.core.seeds import seed_to_z
+
+    found = []
+    res = int(generator.resolution)
+    for start in range(seed, seed + count, batch):
+        seeds = list(range(start, min(start + batch, seed + count)))
+        with torch.no_grad():
+            z = seed_to_z(seeds, generator.z_dim)
+            img = generator.synthesize(generator.map(z, truncation_psi=truncation_psi), noise_mode="const")
+        for x in img.clamp(-1, 1):
+            faces = aligner.landmarks(to_pil(x))
+            if faces:
+                found.append((five_points(faces[0]) + 0.5) / res * 2 - 1)
+    if len(found) < min_faces:
+        raise ValueError(f"dlib found a face in only {len(found)} of {count} samples of the generator (need "
+                         f"{min_faces}): give the layout as a template file (--align-template FILE)")
+    return FaceTemplate(np.mean(found, axis=0), f"generator ({len(found)} of {count} samples)")
+
+
+def make_aligner(template: str | os.PathLike | FaceTemplate | None = "auto", model: str | os.PathLike | None = None,
+                 generator: torch.nn.Module | Callable[[], torch.nn.Module] | None = None,
+                 predictor_path: str | os.PathLike | None = None) -> Dlib68Aligner:
+    """The aligner ``--align`` builds: dlib's landmarks and a template (`TEMPLATE_SOURCES` or a file).
+
+    ``template``: "synthfaces" (the renderer's exact layout), "generator" (dlib on the generator's own samples,
+    `template_from_generator`; ``generator`` is the model or a function returning it), "ffhq" (NVlabs' FFHQ crop),
+    a template file (`FaceTemplate.load`), a `FaceTemplate`, or "auto": synthfaces for a model whose name (shipped
+    name or folder) starts with "synthfaces", else "generator". Raises AlignerUnavailableError without dlib.
+    """
+    if isinstance(template, FaceTemplate):
+        return Dlib68Aligner(predictor_path, template=template)
+    spec = "auto" if template is None else str(template)
+    if spec == "auto":
+        spec = "synthfaces" if model is not None and Path(str(model)).name.startswith("synthfaces") else "generator"
+    if spec == "ffhq":
+        return Dlib68Aligner(predictor_path)
+    if spec == "synthfaces":
+        return Dlib68Aligner(predictor_path, template=synthfaces_template())
+    if spec == "generator":
+        if generator is None:
+            raise ValueError("--align-template generator needs the model's generator; give a template file or "
+                             "synthfaces / ffhq")
+        aligner = Dlib68Aligner(predictor_path)
+        G = generator if isinstance(generator, torch.nn.Module) else generator()
+        aligner.template = template_from_generator(G, aligner)
+        return aligner
+    if not Path(spec).suffix and not Path(spec).exists():
+        raise ValueError(f"unknown face template {spec!r}: choose from {', '.join(TEMPLATE_SOURCES)} or give a "
+                         "template file (JSON)")
+    return Dlib68Aligner(predictor_path, template=FaceTemplate.load(spec))

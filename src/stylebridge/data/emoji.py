@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, features
 
-__all__ = ["EMOJI_FONT_SIZE", "emoji_sequences", "find_emoji_font", "render_emoji", "write_emoji_set"]
+__all__ = ["EMOJI_FONT_SIZE", "EXPRESSIONS", "emoji_sequences", "find_emoji_font", "render_emoji", "write_emoji_set"]
 
 logger = logging.getLogger("stylebridge.data")
 
@@ -60,6 +60,35 @@ _SEQUENCES = [
     (0x1F62E, 0x200D, 0x1F4A8),  # face exhaling
     (0x1F635, 0x200D, 0x1F4AB),  # face with spiral eyes
 ]
+
+
+# The drawn expression of Noto's glyphs: name → (mouth curve, mouth open), each "smile" / "neutral" / "frown" and
+# "open" / "closed", or None where the drawing does not say (a tongue, a hand, a mask, a crooked or wavy mouth, a
+# rotated face). Labelled by eye from the glyphs as Debian's fonts-noto-color-emoji draws them (2026-12-03): every
+# clear smiley plus the cat faces; the measure of issue 19 (do translations keep the emoji's expression).
+EXPRESSIONS: dict[str, tuple[str | None, str | None]] = {
+    "1F600": ("smile", "open"), "1F601": ("smile", "open"), "1F602": ("smile", "open"), "1F603": ("smile", "open"),
+    "1F604": ("smile", "open"), "1F605": ("smile", "open"), "1F606": ("smile", "open"), "1F607": ("smile", "closed"),
+    "1F608": ("smile", "closed"), "1F609": ("smile", "closed"), "1F60A": ("smile", "closed"),
+    "1F60C": ("smile", "closed"), "1F60D": ("smile", "open"), "1F60E": ("smile", "closed"),
+    "1F610": ("neutral", "closed"), "1F611": ("neutral", "closed"), "1F612": ("frown", "closed"),
+    "1F613": ("frown", "closed"), "1F61E": ("frown", "closed"), "1F61F": ("frown", "closed"),
+    "1F620": ("frown", "closed"), "1F621": ("frown", "closed"), "1F622": ("frown", "closed"),
+    "1F623": ("frown", "closed"), "1F624": ("frown", "closed"), "1F625": ("frown", "closed"),
+    "1F626": ("frown", "open"), "1F627": ("frown", "open"), "1F628": ("frown", "open"), "1F629": ("frown", "open"),
+    "1F62B": ("frown", "open"), "1F62D": ("frown", "open"), "1F62E": ("neutral", "open"),
+    "1F62F": ("neutral", "open"), "1F630": ("frown", "open"), "1F631": (None, "open"), "1F632": ("neutral", "open"),
+    "1F633": ("neutral", "closed"), "1F635": (None, "open"), "1F638": ("smile", "open"), "1F639": ("smile", "open"),
+    "1F63A": ("smile", "open"), "1F63B": ("smile", "open"), "1F63E": ("frown", "closed"),
+    "1F63F": ("frown", "closed"), "1F640": (None, "open"), "1F641": ("frown", "closed"),
+    "1F642": ("smile", "closed"), "1F644": ("neutral", "closed"), "1F911": ("smile", "open"),
+    "1F913": ("smile", "open"), "1F915": ("frown", "closed"), "1F917": ("smile", "closed"),
+    "1F920": ("smile", "open"), "1F921": ("smile", "open"), "1F928": ("neutral", "closed"),
+    "1F929": ("smile", "open"), "1F92F": ("neutral", "open"), "1F970": ("smile", "closed"),
+    "1F972": ("smile", "closed"), "1F97A": ("frown", "closed"), "1FAE0": ("smile", "closed"),
+    "1FAE5": ("neutral", "closed"), "1F47F": ("frown", "closed"), "1F4A9": ("smile", "open"),
+    "1F31E": ("smile", "closed"),
+}
 
 
 def emoji_sequences() -> list[tuple[str, str]]:

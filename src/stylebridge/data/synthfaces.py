@@ -26,11 +26,15 @@ import torch
 __all__ = [
     "ATTRIBUTES",
     "ATTRIBUTE_NAMES",
+    "LANDMARK_NAMES",
     "SEG_LABELS",
     "Attribute",
     "attribute_vector",
     "attributes_to_records",
+    "closeup",
     "edit",
+    "landmarks",
+    "photo_look",
     "records_to_attributes",
     "render",
     "render_seeds",
@@ -550,3 +554,156 @@ def _draw(attrs: Mapping[str, torch.Tensor], res: int, want_seg: bool, want_sket
     cv.paint(_coverage(d_frames, px) * has, frame_c, _L["glasses"], outline=_coverage(d_frames - lw, px) * has,
              paper=False)
     return cv
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Landmarks, the photo look and close-ups: the out-of-domain inputs whose truth is known
+
+LANDMARK_NAMES = ("eye_left", "eye_right", "nose_tip", "mouth_left", "mouth_right")  # as seen: left = smaller x
+
+
+def landmarks(attrs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The renderer's exact positions of `LANDMARK_NAMES` per face: [N, 5, 2] (x, y) in image coordinates [-1, 1].
+
+    Eye centres, the nose tip and the mouth corners, from the same formulas `render` draws them with (a test checks
+    them against the rendered segmentation). The 5-point layout of dlib's 68: means of points 36–41 and 42–47,
+    point 30, points 48 and 54.
+    """
+    theta = (attrs["yaw"].float() * 2 - 1) * MAX_YAW
+    sin_t = torch.sin(theta)
+    fw = attrs["face_width"].float()
+    fa, fb = 0.40 + 0.12 * fw, 0.56 - 0.03 * fw
+    cx, cy = -0.06 * sin_t, -0.04
+
+    def surface_x(u: torch.Tensor | float) -> torch.Tensor:
+        phi = torch.asin(torch.as_tensor(u, dtype=torch.float32).clamp(-0.99, 0.99)) + theta
+        return cx + fa * torch.sin(phi)
+
+    spacing = 0.36 + 0.16 * attrs["eye_spacing"].float()
+    eye_y = torch.full_like(theta, cy - 0.06)
+    eyes = [torch.stack([surface_x(side * spacing), eye_y], -1) for side in (-1.0, 1.0)]
+    nose = torch.stack([surface_x(0.0) + 0.05 * sin_t, torch.full_like(theta, cy + 0.14)], -1)
+    mfore = torch.cos(theta).clamp(min=0.15)
+    smile = attrs["smile"].float()
+    mw = (0.15 + 0.04 * smile) * (0.55 + 0.45 * mfore)
+    corner_y = cy + 0.30 * fb / 0.54 - 0.012 * (smile * 2 - 1)
+    mx = surface_x(0.0)
+    mouth = [torch.stack([mx + side * mw, corner_y], -1) for side in (-1.0, 1.0)]
+    return torch.stack([*eyes, nose, *mouth], dim=1)
+
+
+def _face_rngs(attrs: Mapping[str, torch.Tensor], seed: int) -> list[torch.Generator]:
+    """One CPU generator per face, from its hidden ``detail`` value and ``seed``: the same face always gets the
+    same photo look, whatever it is rendered with."""
+    detail = attrs.get("detail", torch.zeros(len(attrs["yaw"])))
+    return [torch.Generator().manual_seed(int(float(d) * 2**31) * 7919 + seed) for d in detail]
+
+
+def photo_look(image: torch.Tensor, seg: torch.Tensor, attrs: Mapping[str, torch.Tensor],
+               seed: int = 0) -> torch.Tensor:
+    """The same faces drawn as a photograph would show them — a look the generator never produces.
+
+    image [N, 3, R, R] in [-1, 1] and seg [N, R, R] from `render`; returns [N, 3, R, R] in [-1, 1]. Per face
+    (its own random settings, from ``detail`` and ``seed``): soft shading darkening towards the face's outline and a
+    cast shadow behind the head, a directional light gradient, skin texture (two scales of multiplicative noise),
+    hair strands, blotchy background clutter, a specular highlight on the forehead, white balance, saturation,
+    gamma and contrast, a vignette, lens blur, sensor noise and JPEG compression. The layout — what every
+    attribute says — is untouched, so `render`'s clean image stays the ground truth.
+    """
+    from stylebridge.core.filters import gaussian_blur, jpeg_roundtrip, smooth_noise
+
+    n, _, res, _ = image.shape
+    rngs = _face_rngs(attrs, seed)
+    u = torch.stack([torch.rand(16, generator=g) for g in rngs])  # [N, 16] settings
+    lin = lambda k, lo, hi: (lo + (hi - lo) * u[:, k])[:, None, None, None]  # noqa: E731
+    img = (image.float() + 1) / 2
+    coords = (torch.arange(res, dtype=torch.float32) + 0.5) / res * 2 - 1
+    y, x = coords[None, None, :, None], coords[None, None, None, :]
+    s = seg[:, None]
+    skin = ((s == _L["skin"]) | (s == _L["nose"]) | (s == _L["mouth"]) | (s == _L["brows"])).float()
+    hair = ((s == _L["hair"]) | (s == _L["beard"])).float()
+    bg = (s == _L["background"]).float()
+    person = 1 - bg
+    px = res / 64  # pixels per pixel at 64 px: filters scale with the resolution
+
+    # Shading: darker towards the face's outline (a rounded surface) and a soft shadow the head casts behind it.
+    wide = gaussian_blur(skin, torch.full((n,), 3.0 * px), math.ceil(9 * px))
+    img = img * (1 - lin(0, 0.25, 0.5) * (1 - wide) * skin)
+    halo = gaussian_blur(person, torch.full((n,), 4.0 * px), math.ceil(12 * px))
+    img = img * (1 - lin(1, 0.15, 0.4) * halo * bg)
+    ang = u[:, 2, None, None, None] * 2 * math.pi
+    img = img * (1 + lin(3, 0.15, 0.4) * (x * torch.cos(ang) + y * torch.sin(ang)))
+
+    # Textures: pores and blotches on skin, strands in the hair, clutter in the background.
+    fields = []
+    for g in rngs:
+        fine = smooth_noise(1, res, max(4, res // 4), g)
+        mid = smooth_noise(1, res, max(3, res // 10), g)
+        strands = smooth_noise(1, res, max(2, res // 16), g, stretch=(1, 6))
+        clutter = smooth_noise(1, res, 5, g, channels=3)
+        fields.append(torch.cat([fine, mid, strands, clutter], dim=1))
+    f = torch.cat(fields)  # [N, 6, R, R]
+    img = img * (1 + lin(4, 0.03, 0.07) * (0.6 * f[:, 0:1] + 0.4 * f[:, 1:2]) * skin)
+    img = img * (1 + lin(5, 0.15, 0.3) * f[:, 2:3] * hair)
+    clutter = 0.6 * f[:, 3:6].mean(1, keepdim=True) + 0.4 * f[:, 3:6]  # mostly light and dark, a little colour
+    img = img + lin(6, 0.08, 0.2) * clutter * bg
+
+    # A specular highlight on the forehead, towards the light.
+    hx = -0.06 * torch.sin((attrs["yaw"].float() * 2 - 1) * MAX_YAW)[:, None, None, None] + 0.12 * torch.cos(ang)
+    hy = -0.38 + 0.06 * torch.sin(ang)
+    spot = torch.exp(-((x - hx) ** 2 + (y - hy) ** 2) / (2 * 0.1**2))
+    img = img + lin(7, 0.05, 0.22) * spot * skin
+
+    # Camera: white balance, saturation, gamma, contrast, vignette, lens blur, sensor noise, JPEG.
+    wb = lin(8, -0.08, 0.08)
+    img = img * torch.cat([1 + wb, torch.ones_like(wb), 1 - wb], dim=1)
+    luma = (img * torch.tensor([0.299, 0.587, 0.114])[None, :, None, None]).sum(1, keepdim=True)
+    img = luma + lin(9, 0.5, 0.95) * (img - luma)
+    img = img.clamp(0, 1) ** lin(10, 0.8, 1.25)
+    img = (img - 0.5) * lin(11, 0.75, 1.1) + 0.5
+    img = img * (1 - lin(12, 0.0, 0.35) * (x * x + y * y) / 2)
+    sigma = (0.5 + 0.6 * u[:, 13]) * px
+    img = gaussian_blur(img, sigma, math.ceil(3.3 * px))
+    noise = torch.stack([torch.randn(2, res, res, generator=g) for g in rngs])  # luma + chroma
+    amp = lin(14, 0.01, 0.04)
+    img = img + amp * (0.8 * noise[:, :1] + 0.4 * noise[:, 1:2] * torch.tensor([1.0, -0.5, 0.3])[None, :, None, None])
+    out = img.clamp(0, 1) * 2 - 1
+    quality = (30 + 55 * u[:, 15]).round().long()
+    return jpeg_roundtrip(out, quality)
+
+
+def closeup(image: torch.Tensor, attrs: Mapping[str, torch.Tensor], size: int, grayscale: bool = True,
+            seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tight crops of the faces, as face photos are often cut: the face fills the frame, no hair-do or shoulders.
+
+    image [N, 3, R, R] in [-1, 1] (render at 2–4× ``size`` so the crop is not upsampled); returns the crops
+    [N, C, size, size] in [-1, 1] (C = 3; gray in every channel with ``grayscale``) and the `landmarks` in the
+    crop's image coordinates [N, 5, 2]. Each face's crop is centred between its eyes and mouth, with half-side
+    1.35 × the eye-to-mouth distance, jittered per face (±10 % scale, ±0.08 shift, ±8° rotation; from ``detail`` and
+    ``seed``) so that aligning it back has something to undo.
+    """
+    n, _, res, _ = image.shape
+    lm = landmarks(attrs)
+    eyes, mouth = lm[:, :2].mean(1), lm[:, 3:].mean(1)
+    u = torch.stack([torch.rand(4, generator=g) for g in _face_rngs(attrs, seed + 1)])
+    centre = (eyes + mouth) / 2 + (u[:, :2] - 0.5) * 0.16
+    half = 1.35 * (mouth - eyes).norm(dim=1) * (0.9 + 0.2 * u[:, 2])
+    rot = (u[:, 3] - 0.5) * 2 * math.radians(8)
+    cos, sin = torch.cos(rot), torch.sin(rot)
+    # crop coordinate q → image coordinate p = centre + half · R(rot) q
+    theta = torch.stack([torch.stack([half * cos, -half * sin, centre[:, 0]], 1),
+                         torch.stack([half * sin, half * cos, centre[:, 1]], 1)], 1)  # [N, 2, 3]
+    # sample at a multiple of ``size`` and area-reduce: the crop is antialiased whatever the render resolution
+    fine = max(size, round(size * max(1.0, float(half.max()) * res / size)))
+    grid = torch.nn.functional.affine_grid(theta, [n, 3, fine, fine], align_corners=False)
+    crop = torch.nn.functional.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border",
+                                           align_corners=False)
+    crop = torch.nn.functional.interpolate(crop, size=(size, size), mode="area") if fine != size else crop
+    if grayscale:
+        luma = (crop * torch.tensor([0.299, 0.587, 0.114])[None, :, None, None]).sum(1, keepdim=True)
+        crop = luma.expand(-1, 3, -1, -1).contiguous()
+    # landmarks: q = R(-rot) (p - centre) / half
+    d = lm - centre[:, None]
+    q = torch.stack([cos[:, None] * d[..., 0] + sin[:, None] * d[..., 1],
+                     -sin[:, None] * d[..., 0] + cos[:, None] * d[..., 1]], -1) / half[:, None, None]
+    return crop, q

@@ -43,11 +43,19 @@ from tqdm.auto import tqdm
 
 from stylebridge.core.device import autocast, cpu_has_fast_bf16, pick_device
 from stylebridge.core.seeds import HELD_OUT_SEED
-from stylebridge.evaluate.encoder import attribute_scores
-from stylebridge.evaluate.inputs import INPUT_KINDS, INPUT_LABELS, InputBatch, emoji_inputs, make_inputs
+from stylebridge.evaluate.encoder import appearance_agreement, attribute_scores
+from stylebridge.evaluate.inputs import (
+    INPUT_KINDS,
+    INPUT_LABELS,
+    OUT_OF_DOMAIN,
+    InputBatch,
+    emoji_inputs,
+    make_inputs,
+)
 from stylebridge.evaluate.methods import EvalMethod, build_method, parse_method, registered_methods
 
-__all__ = ["TIMING_BATCH", "EvaluationResult", "machine_info", "metric_keys", "run_evaluation"]
+__all__ = ["TIMING_BATCH", "EvaluationResult", "expression_agreement", "machine_info", "metric_keys",
+           "run_evaluation"]
 
 TIMING_BATCH = 8
 REPORT_VERSION = 1
@@ -73,8 +81,16 @@ def metric_keys(network: str) -> dict[str, str]:
         f"attributes[{network}]": f"attribute accuracy of the output against the true attributes, {network} "
                                   "DomainNetwork.predict, mean over attributes (higher is better)",
         "ms_per_image_fp32": f"wall time per image, batch {TIMING_BATCH}, fp32, median over the batches",
-        f"fd[{network}]": f"emoji only: Fréchet distance in {network} features (fd_features) between the "
-                          "translations and rendered synthfaces (lower is more synthfaces-like)",
+        f"fd[{network}]": f"Fréchet distance in {network} features (fd_features) between the outputs and rendered "
+                          "synthfaces (lower is more synthfaces-like): emoji, and every face kind when the run has "
+                          "out-of-domain kinds (photo-style, close-up) — their targets' reference is the rendered-face "
+                          "column",
+        "agreement": f"out of domain: share of faces whose hair colour, hair style, glasses (present or not), beard "
+                     f"and skin tone tercile {network} reads on the output as in truth, and the correlation of read "
+                     "and true yaw (evaluate.encoder.appearance_agreement)",
+        "expression": f"emoji: share of the labelled emoji (data.emoji.EXPRESSIONS) whose drawn mouth {network} "
+                      "reads on the output — smile > 0.6 smiling, < 0.4 frowning, else neutral; mouth_open > 0.35 "
+                      "open",
     }
 
 
@@ -162,11 +178,36 @@ def _face_metrics(out: torch.Tensor, inputs: InputBatch, net: Any, keys: dict[st
         ident.append(net.similarity(o, t).float().cpu())
         for k, v in net.predict(o).items():
             preds.setdefault(k, []).append(v.cpu())
-    acc = attribute_scores({k: torch.cat(v) for k, v in preds.items()}, inputs.attributes)
+    pred = {k: torch.cat(v) for k, v in preds.items()}
+    acc = attribute_scores(pred, inputs.attributes)
     d, i, a = (k for k in keys if k.startswith(("distance[", "identity[", "attributes[")))
     return {"mse": float(torch.cat(se).mean()), d: float(torch.cat(dist).mean()),
             i: float(torch.cat(ident).mean()), a: sum(acc.values()) / len(acc),
-            "attributes_per_attribute": acc}
+            "attributes_per_attribute": acc, "agreement": appearance_agreement(pred, inputs.attributes)}
+
+
+# The expression thresholds of the emoji measure (metric_keys["expression"]).
+SMILE_BANDS = (0.4, 0.6)
+MOUTH_OPEN_AT = 0.35
+
+
+def expression_agreement(pred: dict[str, torch.Tensor], names: Sequence[str]) -> dict[str, Any]:
+    """Agreement of the read smile / mouth_open with `data.emoji.EXPRESSIONS` over the labelled emoji among
+    ``names`` (pred: ``DomainNetwork.predict`` on the outputs, in the order of ``names``)."""
+    from stylebridge.data.emoji import EXPRESSIONS
+
+    smile_hits, mouth_hits = [], []
+    for j, name in enumerate(names):
+        curve, mouth = EXPRESSIONS.get(name, (None, None))
+        s = float(pred["smile"][j])
+        read = "smile" if s > SMILE_BANDS[1] else "frown" if s < SMILE_BANDS[0] else "neutral"
+        if curve is not None:
+            smile_hits.append(read == curve)
+        if mouth is not None:
+            mouth_hits.append((float(pred["mouth_open"][j]) > MOUTH_OPEN_AT) == (mouth == "open"))
+    rate = lambda h: sum(h) / len(h) if h else None  # noqa: E731
+    return {"smile": rate(smile_hits), "mouth_open": rate(mouth_hits), "n_smile": len(smile_hits),
+            "n_mouth_open": len(mouth_hits)}
 
 
 def _resolve_methods(methods: Sequence[str | EvalMethod] | None, generator: str,
@@ -269,6 +310,7 @@ def _run(generator: str, methods: Sequence[str | EvalMethod] | None, inputs: Seq
     examples: dict[str, dict[str, torch.Tensor | None]] = {}
     emoji: dict[str, Any] | None = None
     seeds = list(range(seed, seed + n))
+    fd_stats = _FaceFD(net, net_name, resolution, n) if any(k in OUT_OF_DOMAIN for k in kinds) else None
     bar = tqdm(total=len(kinds) * len(built), desc="evaluate", unit="cell", disable=not progress)
     for kind in kinds:
         if kind == "emoji":
@@ -283,6 +325,10 @@ def _run(generator: str, methods: Sequence[str | EvalMethod] | None, inputs: Seq
             k: v[:512] for k, v in batch.attributes.items()})
         input_info[kind] = {"label": INPUT_LABELS[kind], "n": n, "seeds": [seed, seed + n - 1],
                             f"attributes[{net_name}]_on_targets": sum(tgt_acc.values()) / len(tgt_acc)}
+        if fd_stats is not None:
+            input_info[kind][f"fd[{net_name}]_untranslated"] = fd_stats(batch.rgb)
+            input_info[kind]["agreement_untranslated"] = appearance_agreement(
+                _predict_all(net, batch.rgb, dev), batch.attributes)
         examples[kind] = {"input": batch.rgb[0], "target": batch.target[0]}
         for m in built:
             bar.set_postfix_str(f"{m.name} × {kind}")
@@ -297,6 +343,8 @@ def _run(generator: str, methods: Sequence[str | EvalMethod] | None, inputs: Seq
             out, times = _run_timed(m, batch, resolution, dev)
             fp32_times[m.name] += times
             cell = _face_metrics(out, batch, net, keys, dev)
+            if fd_stats is not None:
+                cell[f"fd[{net_name}]"] = fd_stats(out)
             cell["ms_per_image_fp32"] = 1000 * statistics.median(times)
             results[m.name][kind] = cell
             examples[kind][m.name] = out[0]
@@ -323,6 +371,32 @@ def _run(generator: str, methods: Sequence[str | EvalMethod] | None, inputs: Seq
         "wall_s": round(time.perf_counter() - t_start, 2),
     }
     return EvaluationResult(report, examples)
+
+
+@torch.no_grad()
+def _predict_all(net: Any, x: torch.Tensor, device: torch.device, chunk: int = 64) -> dict[str, torch.Tensor]:
+    preds: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, len(x), chunk):
+        for k, v in net.predict(x[start : start + chunk].to(device)).items():
+            preds.setdefault(k, []).append(v.cpu())
+    return {k: torch.cat(v) for k, v in preds.items()}
+
+
+class _FaceFD:
+    """FD[<net>] of a set of face outputs to ``min(5000, 10 n)`` rendered synthfaces (`metrics.frechet.REAL_SEEDS_A`),
+    the emoji measure's reference set; the reference statistics are computed once."""
+
+    def __init__(self, net: Any, net_name: str, resolution: int, n: int) -> None:
+        from stylebridge.metrics.frechet import DomainFeatures, stats_of_synthfaces
+
+        self.feats = DomainFeatures(net, label=net_name)
+        self.real = stats_of_synthfaces(self.feats, min(5000, 10 * max(n, 2)), resolution, progress=False)
+
+    def __call__(self, x: torch.Tensor) -> float:
+        from stylebridge.metrics.frechet import frechet_distance, stats_of_images
+
+        stats = stats_of_images(iter(x.clamp(-1, 1).split(64)), self.feats, len(x), progress=False)
+        return frechet_distance(stats, self.real)
 
 
 def _emoji(built: list[EvalMethod], results: dict, examples: dict, resolution: int, n: int, net: Any, net_name: str,
@@ -361,10 +435,12 @@ def _emoji(built: list[EvalMethod], results: dict, examples: dict, resolution: i
         else:
             out, times = _run_timed(m, batch, resolution, dev)
             results[m.name]["emoji"] = {key: frechet_distance(stats(out.clamp(-1, 1)), real),
+                                        "expression": expression_agreement(_predict_all(net, out, dev), batch.names),
                                         "ms_per_image_fp32": 1000 * statistics.median(times)}
             examples["emoji"][m.name] = out[0]
         bar.update()
     return {"metric": feats.name, "n_emoji": len(batch), "n_real": n_real, "real_seeds": REAL_SEEDS_A,
             "untranslated": frechet_distance(stats(batch.rgb), real),
+            "expression_untranslated": expression_agreement(_predict_all(net, batch.rgb, dev), batch.names),
             "floor": frechet_distance(floor, real),
             "floor_note": f"{len(batch)} other rendered synthfaces (seeds from {REAL_SEEDS_B:,})"}

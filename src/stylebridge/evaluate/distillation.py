@@ -56,6 +56,7 @@ from stylebridge.evaluate.editing import (
     _trusted,
     _unchanged,
 )
+from stylebridge.evaluate.inputs import make_inputs
 from stylebridge.formats.loading import load, resolve_path
 from stylebridge.invert.base import Inverter
 from stylebridge.metrics.frechet import FeatureStats, frechet_distance
@@ -154,7 +155,7 @@ def run_distillation_evaluation(models: Sequence[str | os.PathLike | DistilledEd
                                 judge: str | DomainNetwork = "synthfaces-domain", generator: str = "synthfaces-64",
                                 inverter_options: dict[str, dict[str, Any]] | None = None, batch: int = 50,
                                 fd_reference: int = 2000, device: str = "auto", progress: bool = True,
-                                examples: int = 4) -> DistillationResult:
+                                examples: int = 4, look: str = "clean") -> DistillationResult:
     """Score distilled editors and encode → edit → decode with their directions on ``n`` held-out rendered faces.
 
     Args:
@@ -165,6 +166,9 @@ def run_distillation_evaluation(models: Sequence[str | os.PathLike | DistilledEd
         batch: faces per forward pass / inversion batch (also the timing's batch).
         fd_reference: faces rendered with the edit that the FD compares against (0: no FD).
         examples: faces per model kept for the example grid.
+        look: "clean" (the rendered faces) or "photo": every method is given the same faces drawn as photos
+            (`data.synthfaces.photo_look`, out of domain), while the ground truth stays the clean edited render and
+            "kept" still compares with the clean faces' attributes.
 
     Returns:
         a `DistillationResult`; ``report["results"][model][method]`` holds the scores of the module docstring.
@@ -174,6 +178,8 @@ def run_distillation_evaluation(models: Sequence[str | os.PathLike | DistilledEd
                          "held-out faces")
     if n < 2:
         raise ValueError(f"n must be at least 2, got {n}")
+    if look not in ("clean", "photo"):
+        raise ValueError(f"look must be 'clean' or 'photo', got {look!r}")
     if not models:
         raise ValueError("give at least one distilled model")
     dev = pick_device(device)
@@ -194,6 +200,8 @@ def run_distillation_evaluation(models: Sequence[str | os.PathLike | DistilledEd
     seeds = list(range(seed, seed + n))
     attrs = sf.sample_attributes(seeds)
     images = _render_faces(attrs, res)
+    # what the methods are given: the faces, or the same faces drawn as photos (the truth stays the clean render)
+    inputs = images if look == "clean" else make_inputs("photo", seeds, res).rgb
     pred_x = _predict(net, images)
     trusted = _trusted(pred_x, attrs)
 
@@ -209,7 +217,7 @@ def run_distillation_evaluation(models: Sequence[str | os.PathLike | DistilledEd
 
     report: dict[str, Any] = {
         "version": REPORT_VERSION,
-        "config": {"n": n, "seed": seed, "judge": judge_name, "generator": generator, "batch": batch,
+        "config": {"n": n, "seed": seed, "look": look, "judge": judge_name, "generator": generator, "batch": batch,
                    "fd_reference": fd_reference, "inverter_options": options, "device": str(dev),
                    "threads": torch.get_num_threads()},
         "judge_reliable": trusted, "models": {}, "inverters": {}, "results": {}, "reference": {},
@@ -220,7 +228,7 @@ def run_distillation_evaluation(models: Sequence[str | os.PathLike | DistilledEd
         codes, seconds = [], 0.0
         for s in tqdm(range(0, len(needed), batch), desc=f"invert {name}", unit="batch", disable=not progress):
             t0 = time.perf_counter()
-            r = inv.invert(images[needed[s : s + batch]].to(dev))
+            r = inv.invert(inputs[needed[s : s + batch]].to(dev))
             seconds += time.perf_counter() - t0
             codes.append(r.w_plus.detach().float().cpu())
         w_all = torch.zeros(n, *codes[0].shape[1:])
@@ -239,7 +247,7 @@ def run_distillation_evaluation(models: Sequence[str | os.PathLike | DistilledEd
         up = truth == _cat(a, task.off) if task.categorical else truth.float() < task.pivot
         sign = up.float() * 2 - 1
         others = [k for k in trusted if k != a and k not in task.implies]
-        x = images[idx]
+        x = inputs[idx]
         lo, hi = d.config.strength_range
         outputs: dict[str, torch.Tensor] = {}
         seconds: dict[str, float] = {}
@@ -358,8 +366,11 @@ def run_distillation_evaluation(models: Sequence[str | os.PathLike | DistilledEd
 def distillation_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: per distilled model, a table of methods × scores, and the goal's verdict."""
     c = report["config"]
+    photo = c.get("look") == "photo"
     lines = [f"# One-pass distilled edits vs encode → edit → decode — {c['generator']}, n = {c['n']} held-out "
-             f"rendered faces (seeds {c['seed']:,}…)", "",
+             f"{'photo-style' if photo else 'rendered'} faces (seeds {c['seed']:,}…)", "",
+             *(["Every method is given the faces drawn as photos (`data.synthfaces.photo_look`: out of domain); the "
+                "ground truth is the clean render of the edited face.", ""] if photo else []),
              f"Judge `{c['judge']}` (reliable heads, used for `kept`: "
              + ", ".join(f"{k} {v:.3f}" for k, v in report["judge_reliable"].items()) + f"). Batch {c['batch']}, "
              f"fp32, {c.get('threads', '?')} CPU thread(s), device {c['device']}.", ""]

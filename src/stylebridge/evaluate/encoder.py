@@ -32,7 +32,8 @@ from stylebridge.data.tasks import SynthFacesPairs, parse_task
 from stylebridge.models.domain import DomainNetwork
 from stylebridge.models.encoder_base import StyleEncoderModel
 
-__all__ = ["attribute_scores", "evaluate_encoder", "latent_statistics", "report_markdown", "time_encoder"]
+__all__ = ["AGREEMENT", "appearance_agreement", "attribute_scores", "evaluate_encoder", "latent_statistics",
+           "report_markdown", "time_encoder"]
 
 
 def attribute_scores(pred: dict[str, torch.Tensor], truth: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -43,6 +44,30 @@ def attribute_scores(pred: dict[str, torch.Tensor], truth: dict[str, torch.Tenso
         p, t = pred[a.name].cpu(), truth[a.name].cpu()
         hit = (p == t) if a.is_categorical else ((p - t).abs() < 0.1)
         out[a.name] = float(hit.float().mean())
+    return out
+
+
+AGREEMENT = ("hair_color", "hair_style", "glasses", "beard", "skin_tone")
+
+
+def appearance_agreement(pred: dict[str, torch.Tensor], truth: dict[str, torch.Tensor]) -> dict[str, float]:
+    """How much of a face's appearance an output keeps (issue 19's out-of-domain reading): the share of faces whose
+    hair colour, hair style and beard category, glasses presence (none vs any) and skin tone tercile (light /
+    medium / dark: [0, 1/3), [1/3, 2/3), [2/3, 1]) the domain network reads on the output as they are in truth, and
+    ``yaw_corr``, the Pearson correlation of read and true yaw. pred: ``DomainNetwork.predict`` output [N] per
+    attribute; truth: synthfaces attributes [N]."""
+    def tercile(t: torch.Tensor) -> torch.Tensor:
+        return (t.float() * 3).floor().clamp(0, 2)
+
+    out: dict[str, float] = {}
+    for name in ("hair_color", "hair_style", "beard"):
+        out[name] = float((pred[name].cpu() == truth[name].cpu()).float().mean())
+    out["glasses"] = float(((pred["glasses"].cpu() > 0) == (truth["glasses"].cpu() > 0)).float().mean())
+    out["skin_tone"] = float((tercile(pred["skin_tone"].cpu()) == tercile(truth["skin_tone"].cpu())).float().mean())
+    p, t = pred["yaw"].cpu().double(), truth["yaw"].cpu().double()
+    pc, tc = p - p.mean(), t - t.mean()
+    denom = float(pc.norm() * tc.norm())
+    out["yaw_corr"] = float((pc * tc).sum()) / denom if denom > 0 else float("nan")
     return out
 
 

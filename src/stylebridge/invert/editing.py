@@ -29,7 +29,7 @@ from stylebridge.edit.resolve import resolve_direction, shipped_directions
 from stylebridge.invert.base import Inverter, resize_to, resolve_inverter, split_precision
 from stylebridge.models.direction import Direction, GanSpaceComponents, parse_layers
 from stylebridge.pipelines.base import InputSpec
-from stylebridge.pipelines.runner import FolderReport, list_inputs, load_for_spec
+from stylebridge.pipelines.runner import Aligner, FolderReport, list_inputs, load_for_spec
 
 __all__ = ["edit_folder", "parse_strengths", "resolve_direction", "shipped_directions", "strength_label"]
 
@@ -64,7 +64,7 @@ def edit_folder(images: str | os.PathLike, out: str | os.PathLike, inverter: Inv
                 layers: str | Sequence[int] | None = None, *, component: int | None = None,
                 model: str | os.PathLike | None = None, generator: str | os.PathLike | None = None,
                 batch_size: int = 4, device: str = "auto", precision: str = "fp32", progress: bool = True,
-                **inverter_options: Any) -> FolderReport:
+                align: Aligner | None = None, **inverter_options: Any) -> FolderReport:
     """Invert every image under ``images`` (a folder, recursive, or one file), apply ``direction`` at each strength
     and render the edits with ``inverter.render``.
 
@@ -82,6 +82,8 @@ def edit_folder(images: str | os.PathLike, out: str | os.PathLike, inverter: Inv
         strengths: "-3,0,3" or numbers.
         layers: W+ rows to edit ("a-b", "a,b", "all"); None: the direction's own range.
         precision: autocast around the encoders and rendering ("fp32", "bf16", "auto").
+        align: photos aligned into the generator's layout first (written to ``out/aligned/<rel>.png``; a photo
+            without a face is skipped and listed).
     """
     values = parse_strengths(strengths)
     rows = parse_layers(layers) if layers is not None else None
@@ -113,10 +115,13 @@ def edit_folder(images: str | os.PathLike, out: str | os.PathLike, inverter: Inv
         redirect = logging_redirect_tqdm(loggers=[logging.root, logging.getLogger("stylebridge")])
     with redirect, autocast(inverter.device, precision), tqdm(total=len(files), desc=f"edit ({inverter.name})",
                                                               unit="img", disable=not progress) as bar:
-        for batch in _batches(files, spec, batch_size, report):
+        for batch in _batches(files, spec, batch_size, report, align):
             names, x = zip(*batch)
             report.files += _edit_batch(inverter, d, values, rows, torch.stack(x), list(names), root, dst, meta,
                                         log)
+            if align is not None:  # what the inverter saw, beside its edits
+                report.files += [save_image(xi, dst / "aligned" / f.relative_to(root).with_suffix(".png"))
+                                 for f, xi in zip(names, x)]
             report.written += len(names)
             bar.update(len(names))
         bar.update(len(files) - bar.n)
@@ -128,11 +133,12 @@ def edit_folder(images: str | os.PathLike, out: str | os.PathLike, inverter: Inv
     return report
 
 
-def _batches(files: list[Path], spec: InputSpec, batch_size: int, report: FolderReport):
+def _batches(files: list[Path], spec: InputSpec, batch_size: int, report: FolderReport,
+             align: Aligner | None = None):
     batch: list[tuple[Path, torch.Tensor]] = []
     for f in files:
         try:
-            batch.append((f, load_for_spec(f, spec)))
+            batch.append((f, load_for_spec(f, spec, align)))
         except BadImageError as e:
             logger.warning("skipping %s", e)
             report.skipped.append((f, str(e).removeprefix(f"{f}: ")))

@@ -17,7 +17,7 @@ import torch
 from stylebridge.invert.base import Inverter, resolve_inverter, split_precision
 from stylebridge.models.stylegan2 import StyleGAN2Generator
 from stylebridge.pipelines.base import InputSpec, Pipeline, PipelineResult
-from stylebridge.pipelines.runner import FolderReport, Outputs, run_folder
+from stylebridge.pipelines.runner import Aligner, FolderReport, Outputs, run_folder
 
 __all__ = ["InverterPipeline", "inversion_summary", "invert_folder"]
 
@@ -70,7 +70,7 @@ class InverterPipeline(Pipeline):
 def invert_folder(inverter: Inverter | str, images: str | os.PathLike, out: str | os.PathLike, *,
                   model: str | os.PathLike | None = None, generator: str | os.PathLike | None = None,
                   batch_size: int = 8, device: str = "auto", precision: str = "fp32", progress: bool = True,
-                  **options: Any) -> FolderReport:
+                  align: Aligner | None = None, **options: Any) -> FolderReport:
     """Invert every image under ``images`` (a folder, recursive, or one file) through the folder runner.
 
     Writes ``out/latents/<rel>.safetensors`` (``w_plus`` [num_ws, w_dim] fp32; metadata: the source file and the
@@ -78,7 +78,7 @@ def invert_folder(inverter: Inverter | str, images: str | os.PathLike, out: str 
     ``out/skipped.txt``. ``inverter``: an `Inverter` or a name for `make_inverter` (with ``model``, ``generator``
     and ``options``, e.g. ``steps=200``). ``precision``: the runner's autocast ("fp32", "bf16", "auto"); for the
     optimisation inverters and PTI given by name it becomes their own ``precision`` option (the generator under bf16,
-    losses and Adam in fp32).
+    losses and Adam in fp32). ``align``: photos aligned into the generator's layout first (`run_folder`'s).
     """
     precision = split_precision(inverter, precision, options)
     inverter = resolve_inverter(inverter, model, generator, progress, **options)
@@ -86,7 +86,7 @@ def invert_folder(inverter: Inverter | str, images: str | os.PathLike, out: str 
     report = run_folder(pipe, images, out, outputs=Outputs(images="reconstructions", latents="latents",
                                                            strips=False),
                         batch_size=batch_size, device=device, precision=precision, progress=progress,
-                        desc=f"invert ({inverter.name})")
+                        desc=f"invert ({inverter.name})", align=align)
     report.summary = inversion_summary(inverter.name, pipe.log)
     return report
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from stylebridge.core.filters import match_colors
 from stylebridge.core.imageio import prepare_images
 from stylebridge.models.actmap import ActivationMapTranslator
 from stylebridge.models.encoder_base import StyleEncoderModel
@@ -56,11 +57,13 @@ class ActmapPipeline(Pipeline):
     them: the mean w. ``truncation_psi`` (finite; seeds and walks), ``noise_mode`` ("const" default).
     ``walk``: two or more seeds → a walk of ``frames`` (default 16) frames through their styles:
     ``extras["frames"]`` [N, frames, img_channels, R, R], ``images`` its first frame.
+    ``colors``: "style" (default: the colours the style gives) or "input" (`core.filters.match_colors`: the
+    translation's chroma matched to the input's, its luma kept — a grayscale photo comes out gray).
     """
 
     name = "actmap"
     model_class = ActivationMapTranslator
-    options = ("seed", "w", "style_encoder", "truncation_psi", "noise_mode", "walk", "frames")
+    options = ("seed", "w", "style_encoder", "truncation_psi", "noise_mode", "walk", "frames", "colors")
 
     @property
     def input_spec(self) -> InputSpec:
@@ -85,6 +88,8 @@ class ActmapPipeline(Pipeline):
             raise ValueError(f"truncation_psi must be a finite number, got {psi!r}")
         if options.get("walk") is not None and any(options.get(k) is not None for k in ("seed", "w", "style_encoder")):
             raise ValueError("a walk sets the styles itself: give walk_seeds without seed or style_encoder")
+        if options.get("colors", "style") not in ("style", "input"):
+            raise ValueError(f"colors must be 'style' or 'input', got {options.get('colors')!r}")
 
     def resolve_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """A ``style_encoder`` given as a path or shipped name is loaded (once)."""
@@ -96,17 +101,22 @@ class ActmapPipeline(Pipeline):
     def run(self, inputs: torch.Tensor, positions: Sequence[int], seed: int | Sequence[int] | None = None,
             w: torch.Tensor | None = None, style_encoder: torch.nn.Module | None = None, truncation_psi: float = 1.0,
             noise_mode: str = "const", walk: Sequence[int] | None = None, frames: int = 16,
-            **_: Any) -> PipelineResult:
+            colors: str = "style", **_: Any) -> PipelineResult:
         T = self.model
         if walk is not None:
             clip = T.walk(inputs, list(walk), frames, truncation_psi=truncation_psi, noise_mode=noise_mode).float()
             clip = clip.transpose(0, 1)  # [frames, N, ...] → [N, frames, ...]
+            if colors == "input":
+                n, f = clip.shape[:2]
+                clip = match_colors(clip.flatten(0, 1), inputs.repeat_interleave(f, dim=0)).unflatten(0, (n, f))
             return PipelineResult(images=clip[:, 0], extras={"frames": clip})
         if style_encoder is not None:
             style_encoder = style_encoder.to(self.device).eval()
         ws = T.styles_for(inputs, w=w, seed=seed, style_encoder=style_encoder, truncation_psi=truncation_psi)
         act, skip = T.encode(inputs)
         images = T.synthesize(act, skip, ws, noise_mode=noise_mode).float()
+        if colors == "input":
+            images = match_colors(images, inputs)
         return PipelineResult(images=images, latents={"w_plus": ws.float()})
 
 

@@ -29,7 +29,7 @@ import torch
 from stylebridge.data.paired import input_kind
 from stylebridge.models.encoder_base import StyleEncoderModel, mix_latents
 from stylebridge.pipelines.base import InputSpec, Pipeline, PipelineResult, register_pipeline
-from stylebridge.pipelines.runner import FolderReport, Outputs, input_preview, run_folder
+from stylebridge.pipelines.runner import Aligner, FolderReport, Outputs, input_preview, run_folder
 
 __all__ = ["EncoderPipeline", "FolderReport", "default_latent_mask", "encode_folder", "input_preview", "load_encoder",
            "translate_folder"]
@@ -128,18 +128,19 @@ register_pipeline(StyleEncoderModel, EncoderPipeline)
 def encode_folder(model: StyleEncoderModel | str | os.PathLike, images_dir: str | os.PathLike,
                   out_dir: str | os.PathLike, batch: int = 8, progress: bool = True, device: str = "auto",
                   precision: str = "auto", reconstructions: bool = True, resize: int | None = None, *,
-                  batch_size: int | None = None) -> FolderReport:
+                  batch_size: int | None = None, align: Aligner | None = None) -> FolderReport:
     """Invert every image under ``images_dir`` (recursive) with `EncoderPipeline` through the folder runner.
 
     Writes ``out_dir/latents/<relative path>.safetensors`` (tensor ``w_plus`` [num_ws, w_dim], fp32, metadata:
     the source file) and, with ``reconstructions``, ``out_dir/reconstructions/<relative path>.png`` (the generator's
     resolution, or ``resize`` px by average pooling as pSp's face_pool). ``batch_size`` (alias ``batch``).
+    ``align``: photos aligned into the generator's layout first (`run_folder`'s ``align``).
     """
     pipe = EncoderPipeline(load_encoder(model))
     return run_folder(pipe, images_dir, out_dir,
                       outputs=Outputs(images="reconstructions" if reconstructions else None, latents="latents"),
                       batch_size=batch_size or batch, device=device, precision=precision, progress=progress,
-                      desc="encode", resize=resize, decode=reconstructions)
+                      desc="encode", align=align, resize=resize, decode=reconstructions)
 
 
 def translate_folder(model: StyleEncoderModel | str | os.PathLike, images_dir: str | os.PathLike,

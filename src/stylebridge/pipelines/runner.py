@@ -29,13 +29,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
@@ -123,16 +124,26 @@ def _hue(i: int, n: int) -> tuple[int, int, int]:
     return int(r * 255), int(g * 255), int(b * 255)
 
 
-def load_for_spec(path: str | os.PathLike, spec: InputSpec) -> torch.Tensor:
+Aligner = Callable[..., Image.Image]  # (image, output_size, path=...) → aligned RGB image; BadImageError if no face
+
+
+def load_for_spec(path: str | os.PathLike, spec: InputSpec, align: Aligner | None = None) -> torch.Tensor:
     """One input file as ``spec`` wants it: [channels, size, size] in [-1, 1] (label maps one-hot in {0, 1}).
 
     RGB: `load_image` (any mode, EXIF, alpha composited on white) + centre crop + resize; other kinds:
-    `data.paired.load_input`. Raises `BadImageError` ("PATH: reason") for files that cannot be used.
+    `data.paired.load_input`. ``align`` (e.g. a `data.align.Dlib68Aligner`): the face is found and aligned into
+    the generator's layout instead of the centre crop (RGB and 1-channel inputs). Raises `BadImageError`
+    ("PATH: reason") for files that cannot be used, and for photos where the aligner finds no face.
     """
     if not spec.takes_images:
         raise ValueError(f"a {spec.kind} pipeline does not read image files")
     if spec.kind == "rgb-pair":
         raise ValueError("a two-image (rgb-pair) input needs two files: use load_pair_for_spec")
+    if align is not None:
+        if spec.channels not in (1, 3) or spec.kind not in ("rgb", "gray"):
+            raise ValueError(f"face alignment applies to photos (RGB or grayscale inputs), not {spec.kind} inputs")
+        img = align(load_image(path), spec.size, path=path)
+        return to_tensor(img.convert("L") if spec.channels == 1 else img)
     if spec.kind == "rgb" and spec.channels == 3:
         return to_tensor(center_crop_resize(load_image(path), spec.size))
     return load_input(path, spec.channels, spec.size)
@@ -176,15 +187,17 @@ def list_inputs(images: str | os.PathLike, out: str | os.PathLike | None = None)
 
 
 def _batches(files: list[Path], spec: InputSpec, batch_size: int, root: Path, report: FolderReport,
-             second: dict[Path, Path] | None = None) -> Iterator[tuple[list[int], list[Path], torch.Tensor]]:
-    """Lazily loaded batches (positions, files, inputs [B, C, S, S]); bad files are reported, never fatal.
-    ``second``: each file's B image (two-image inputs)."""
+             second: dict[Path, Path] | None = None,
+             align: Aligner | None = None) -> Iterator[tuple[list[int], list[Path], torch.Tensor]]:
+    """Lazily loaded batches (positions, files, inputs [B, C, S, S]); bad files (and, with ``align``, photos
+    without a face) are reported, never fatal. ``second``: each file's B image (two-image inputs)."""
     pos: list[int] = []
     names: list[Path] = []
     tensors: list[torch.Tensor] = []
     for i, f in enumerate(files):
         try:
-            tensors.append(load_pair_for_spec(f, second[f], spec) if second is not None else load_for_spec(f, spec))
+            tensors.append(load_pair_for_spec(f, second[f], spec) if second is not None
+                           else load_for_spec(f, spec, align))
         except BadImageError as e:
             logger.warning("skipping %s", e)
             report.skipped.append((f, str(e).removeprefix(f"{f}: ")))
@@ -237,7 +250,8 @@ def _write_item(pipeline: Pipeline, res: Any, j: int, x: torch.Tensor, rel: str,
 def run_folder(pipeline: Pipeline, images: str | os.PathLike, out: str | os.PathLike, *,
                outputs: Outputs = Outputs(), batch_size: int = 8, device: str | torch.device | None = "auto",
                precision: str = "auto", progress: bool = True, desc: str = "run",
-               images2: str | os.PathLike | None = None, **options: Any) -> FolderReport:
+               images2: str | os.PathLike | None = None, align: Aligner | None = None,
+               **options: Any) -> FolderReport:
     """Run ``pipeline`` on every image under ``images`` (a folder, searched recursively, or one file) and write
     the results into ``out`` as ``outputs`` says; ``options`` go to each ``pipeline(...)`` call.
 
@@ -247,6 +261,10 @@ def run_folder(pipeline: Pipeline, images: str | os.PathLike, out: str | os.Path
     ``device``: "auto", a device name, or None to leave the pipeline where it is. ``precision``: "auto", "fp32" or
     "bf16" (one autocast context for the whole folder). Returns a `FolderReport`; ``out/skipped.txt`` lists the
     files skipped (empty when none were).
+
+    ``align``: each photo's face is found and aligned into the generator's layout before the pipeline sees it
+    (`data.align.Dlib68Aligner` with a template); the aligned inputs are written to ``out/aligned/<rel>.png``, and a
+    photo without a face is skipped and listed ("no face found"), never fatal.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -256,6 +274,9 @@ def run_folder(pipeline: Pipeline, images: str | os.PathLike, out: str | os.Path
     if spec.kind == "rgb-pair" and images2 is None:
         raise ValueError(f"the {pipeline.name} pipeline takes two images per input (A and B): give the B images' "
                          "folder (--images2), paired with the A images by file name")
+    if align is not None and (spec.channels not in (1, 3) or spec.kind not in ("rgb", "gray")):
+        raise ValueError(f"the {pipeline.name} pipeline takes {spec.kind} inputs; face alignment (--align) applies "
+                         "to photos (RGB or grayscale inputs)")
     if spec.kind != "rgb-pair" and images2 is not None:
         raise ValueError(f"the {pipeline.name} pipeline takes one image per input; a second image folder "
                          "(--images2) does not apply")
@@ -279,10 +300,12 @@ def run_folder(pipeline: Pipeline, images: str | os.PathLike, out: str | os.Path
         redirect = logging_redirect_tqdm(loggers=[logging.root, logging.getLogger("stylebridge")])
     with redirect, pipeline.autocast(prec), tqdm(total=len(files), desc=desc, unit="img",
                                                   disable=not progress) as bar:
-        for positions, names, x in _batches(files, spec, batch_size, root, report, second):
+        for positions, names, x in _batches(files, spec, batch_size, root, report, second, align):
             res = pipeline(x, positions=positions, **options).cpu()
             for j, f in enumerate(names):
                 rel = f.relative_to(root).with_suffix("").as_posix()
+                if align is not None:
+                    report.files.append(save_image(input_preview(x[j : j + 1])[0], dst / "aligned" / f"{rel}.png"))
                 report.files += _write_item(pipeline, res, j, x, rel, f.relative_to(root).as_posix(), dst, outputs)
                 report.written += 1
             bar.update(len(names))

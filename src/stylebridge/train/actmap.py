@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from stylebridge.core.device import autocast, pick_device
+from stylebridge.core.filters import gaussian_blur, jpeg_roundtrip, smooth_noise
 from stylebridge.core.native import check_state_dict
 from stylebridge.formats.loading import load, load_generator
 from stylebridge.models.actmap import ActivationMapTranslator, parse_layer
@@ -100,6 +101,19 @@ class InputAugmentSection:
     # the look of emoji and clip art. Applied last; its random numbers are drawn only when it is on (> 0), so
     # configs without it keep their random stream.
     cartoon: float = 0.0
+    # Photo-like degradations (issue 19: real photos), after the ops above, in this order, each drawing its random
+    # numbers only when on. tight: a tight crop as alignment leaves one — only a square around the face (half-side
+    # tight_range, centred near tight_center) is kept, the rest is that square reflected, blurred and faded to its
+    # median colour (data.align's "soft" fill), so a close-up photo aligned into the layout looks like training.
+    # photo: light from one side, multiplicative texture (two scales), background clutter towards the edges,
+    # sensor noise — all gray-preserving, so grayscale inputs stay gray. lowres: area-downsampled ×2–4 and
+    # upsampled back (bilinear or bicubic). jpeg: a JPEG round trip at quality 25–85.
+    tight: float = 0.0
+    tight_center: tuple[float, ...] = (0.0, 0.08)
+    tight_range: tuple[float, ...] = (0.32, 0.6)
+    photo: float = 0.0
+    lowres: float = 0.0
+    jpeg: float = 0.0
 
 
 @dataclass
@@ -153,17 +167,19 @@ def _check_config(cfg: ActmapTrainConfig) -> None:
     if not (lo.activation or lo.image_l2 or lo.perceptual or (lo.skip_img and cfg.encoder.predict_img)):
         raise ValueError("every loss weight is 0: nothing to train")
     probs = {k: getattr(a, k) for k in ("zoom", "zoom_mask", "blur", "color", "grayscale", "edges", "cutout",
-                                        "cartoon")}
+                                        "cartoon", "tight", "photo", "lowres", "jpeg")}
     bad = [f"augment.{k}={v}" for k, v in probs.items() if not 0 <= v <= 1]
     if bad:
         raise ValueError(f"augmentation probabilities must be in [0, 1]: {', '.join(bad)}")
-    pairs = {"zoom_center": (-1.0, 1.0), "zoom_range": (0.05, 1.0), "zoom_ellipse": (0.01, 2.0)}
+    pairs = {"zoom_center": (-1.0, 1.0), "zoom_range": (0.05, 1.0), "zoom_ellipse": (0.01, 2.0),
+             "tight_center": (-1.0, 1.0), "tight_range": (0.05, 1.0)}
     for k, (lo, hi) in pairs.items():
         v = getattr(a, k)
         if len(v) != 2 or not all(lo <= t <= hi for t in v):
             raise ValueError(f"augment.{k} must be two numbers in [{lo:g}, {hi:g}], got {list(v)}")
-    if a.zoom_range[0] > a.zoom_range[1]:
-        raise ValueError(f"augment.zoom_range must be [low, high], got {list(a.zoom_range)}")
+    for k in ("zoom_range", "tight_range"):
+        if getattr(a, k)[0] > getattr(a, k)[1]:
+            raise ValueError(f"augment.{k} must be [low, high], got {list(getattr(a, k))}")
     parse_layer(cfg.encoder.layer)
 
 
@@ -174,23 +190,6 @@ def _check_config(cfg: ActmapTrainConfig) -> None:
 def _slice(t: torch.Tensor, dev: torch.device) -> torch.Tensor:
     rank, n_proc = world()
     return t[rank::n_proc].to(dev)
-
-
-def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor:
-    """Per-sample separable Gaussian blur: x [N, C, H, W], sigma [N] (px) → [N, C, H, W] (reflect padding)."""
-    n, c, h, w = x.shape
-    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    k = torch.exp(-0.5 * (taps[None] / sigma[:, None].clamp_min(1e-3)) ** 2)
-    k = (k / k.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # [N*C, K]
-    y = x.reshape(1, n * c, h, w)
-    pad = min(radius, h - 1, w - 1)
-    if pad < radius:  # tiny images: zero padding beyond what reflection allows
-        y = F.pad(F.pad(y, (pad, pad, pad, pad), mode="reflect"), [radius - pad] * 4)
-    else:
-        y = F.pad(y, (radius,) * 4, mode="reflect")
-    y = F.conv2d(y, k[:, None, None, :], groups=n * c)
-    y = F.conv2d(y, k[:, None, :, None], groups=n * c)
-    return y.reshape(n, c, h, w)
 
 
 def _hue_rotation(angle: torch.Tensor) -> torch.Tensor:
@@ -270,7 +269,7 @@ def augment_inputs(x: torch.Tensor, cfg: InputAugmentSection, gen: torch.Generat
         scale = size / 64
         sigma = (0.3 + u * max(cfg.blur_sigma - 0.3, 0.0)) * scale
         radius = max(1, math.ceil(3 * cfg.blur_sigma * scale))
-        x = blend(cfg.blur, _gaussian_blur(x, sigma.to(dt), radius), x, pick)
+        x = blend(cfg.blur, gaussian_blur(x, sigma.to(dt), radius), x, pick)
     # Colour: brightness, contrast, saturation, hue.
     pick, u = draw(), draw(4)
     if cfg.color > 0:
@@ -312,7 +311,91 @@ def augment_inputs(x: torch.Tensor, cfg: InputAugmentSection, gen: torch.Generat
         y = torch.round((x.clamp(-1, 1) + 1) / 2 * (levels - 1)) / (levels - 1) * 2 - 1
         y = blend(0.5, torch.minimum(y, _edges(x)), y, u[:, 1])  # half get outlines (edges: dark lines on white)
         x = blend(cfg.cartoon, y, x, pick)
+    # Photo-like degradations (InputAugmentSection): random numbers drawn only for the ops that are on.
+    if cfg.tight > 0:
+        pick, u = draw(), draw(3)
+        x = blend(cfg.tight, _tight_crop(x, cfg, u), x, pick)
+    if cfg.photo > 0:
+        pick, u = draw(), draw(6)
+        noise = _slice(torch.randn(n_global, 2, size, size, generator=gen), dev).to(dt)
+        fine = _slice(smooth_noise(n_global, size, max(4, size // 4), gen), dev).to(dt)
+        mid = _slice(smooth_noise(n_global, size, max(3, size // 10), gen), dev).to(dt)
+        clutter = _slice(smooth_noise(n_global, size, 5, gen), dev).to(dt)
+        x = blend(cfg.photo, _photo(x, u, noise, fine, mid, clutter), x, pick)
+    if cfg.lowres > 0:
+        pick, u = draw(), draw(2)
+        x = blend(cfg.lowres, _lowres(x, u), x, pick)
+    if cfg.jpeg > 0:
+        pick, u = draw(), draw()
+        x = blend(cfg.jpeg, jpeg_roundtrip(x.clamp(-1, 1), (25 + 60 * u).round().long()), x, pick)
     return x.clamp(-1, 1)
+
+
+def _tight_crop(x: torch.Tensor, cfg: InputAugmentSection, u: torch.Tensor) -> torch.Tensor:
+    """``augment.tight`` on every sample: x [N, C, H, W] in [-1, 1], u [N, 3] uniform → [N, C, H, W].
+
+    The kept square: half-side from ``tight_range``, centre ``tight_center`` ± 0.06; outside it the square's
+    content mirrored at its edges, blurred hard within a tenth of the fade length and faded to the square's median
+    colour over 0.4 (a fifth of the frame) — what `data.align.align_to_template` does with a tight crop.
+    """
+    n, _, h, w = x.shape
+    dev, dt = x.device, x.dtype
+    lo, hi = cfg.tight_range
+    half = (lo + (hi - lo) * u[:, 0]).to(dt)[:, None, None]
+    cx = (cfg.tight_center[0] + (u[:, 1] - 0.5) * 0.12).to(dt)[:, None, None]
+    cy = (cfg.tight_center[1] + (u[:, 2] - 0.5) * 0.12).to(dt)[:, None, None]
+    ys = ((torch.arange(h, device=dev, dtype=dt) + 0.5) / h * 2 - 1)[None, :, None]
+    xs = ((torch.arange(w, device=dev, dtype=dt) + 0.5) / w * 2 - 1)[None, None, :]
+
+    def mirror(t: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+        rel = (t - centre + half) / (2 * half)  # 0 … 1 inside the square
+        tri = 1 - (rel.remainder(2) - 1).abs()  # reflected at every edge
+        return centre - half + 2 * half * tri
+
+    sx, sy = mirror(xs, cx), mirror(ys, cy)
+    grid = torch.stack(torch.broadcast_tensors(sx, sy), dim=-1)  # [N, H, W, 2]
+    y = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    dist = torch.maximum((xs - cx).abs() - half, (ys - cy).abs() - half).clamp_min(0) / 0.4  # [N, H, W]
+    dist = dist[:, None]
+    y = y + (gaussian_blur(y, torch.full((n,), 0.06 * w, device=dev), math.ceil(0.18 * w)) - y) * (
+        dist * 10).clamp(0, 1)
+    inside = (dist == 0).to(dt)
+    median = (y * inside).flatten(2).sum(2) / inside.flatten(2).sum(2).clamp_min(1)  # the square's mean colour
+    return y + (median[:, :, None, None] - y) * dist.clamp(0, 1)
+
+
+def _photo(x: torch.Tensor, u: torch.Tensor, noise: torch.Tensor, fine: torch.Tensor, mid: torch.Tensor,
+           clutter: torch.Tensor) -> torch.Tensor:
+    """``augment.photo``: x [N, C, H, W] in [-1, 1], u [N, 6] uniform, noise [N, 2, H, W], fields [N, 1, H, W]
+    (smooth noise, unit std) → [N, C, H, W]. Every change is the same on all channels (gray stays gray)."""
+    h, w = x.shape[-2:]
+    dev, dt = x.device, x.dtype
+    ys = ((torch.arange(h, device=dev, dtype=dt) + 0.5) / h * 2 - 1)[None, None, :, None]
+    xs = ((torch.arange(w, device=dev, dtype=dt) + 0.5) / w * 2 - 1)[None, None, None, :]
+    col = lambda k, lo, hi: (lo + (hi - lo) * u[:, k]).to(dt)[:, None, None, None]  # noqa: E731
+    ang = col(0, 0.0, 2 * math.pi)
+    img = (x + 1) / 2
+    img = img * (1 + col(1, 0.1, 0.4) * (xs * torch.cos(ang) + ys * torch.sin(ang)))
+    img = img * (1 + col(2, 0.02, 0.1) * (0.6 * fine + 0.4 * mid))
+    edge = (xs * xs + ys * ys).clamp(max=1.5) / 1.5  # clutter grows towards the frame, where background is
+    img = img + col(3, 0.0, 0.2) * clutter * edge
+    img = img * (1 - col(4, 0.0, 0.3) * (xs * xs + ys * ys) / 2)
+    img = img + col(5, 0.005, 0.05) * noise[:, :1]
+    return img.clamp(0, 1) * 2 - 1
+
+
+def _lowres(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``augment.lowres``: each sample area-downsampled by 2, 3 or 4 and upsampled back (bilinear or bicubic)."""
+    size = x.shape[-1]
+    out = x.clone()
+    factor = (2 + (u[:, 0] * 3).floor().clamp(max=2)).long()
+    for f in (2, 3, 4):
+        for mode in ("bilinear", "bicubic"):
+            idx = ((factor == f) & ((u[:, 1] < 0.5) == (mode == "bilinear"))).nonzero().flatten()
+            if len(idx):
+                small = F.interpolate(x[idx], size=max(1, size // f), mode="area")
+                out[idx] = F.interpolate(small, size=size, mode=mode, align_corners=False)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------------------
