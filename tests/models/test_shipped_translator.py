@@ -54,3 +54,18 @@ def test_emoji_translate_towards_synthfaces(tr):
     res = emoji_realism({"actmap": translator_fn(tr)}, n_real=1000)
     d = res["distances"]
     assert d["actmap"] < 0.7 * d["emoji (untranslated)"]
+
+
+def test_photo_style_faces_translate_towards_their_own_face(tr):
+    # Out of domain with known truth (issue 19): the same faces drawn as photos, and tight grayscale close-ups
+    # aligned back into the layout; each translation is nearer its own clean face than the next one's.
+    from stylebridge.evaluate.inputs import make_inputs
+
+    net = stylebridge.load("synthfaces-domain")
+    for kind in ("photo", "closeup"):
+        b = make_inputs(kind, list(range(9_000_100, 9_000_116)))
+        with torch.no_grad():
+            faces = tr.translate(b.rgb).clamp(-1, 1)
+            own = net.distance(faces, b.target).mean()
+            other = net.distance(faces, b.target.roll(1, 0)).mean()
+        assert float(own) < float(other), kind

@@ -230,9 +230,15 @@ def _cmd_evaluate_photos(args: argparse.Namespace) -> int:
                          "--distilled")
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = run_photo_evaluation(args.methods or ["actmap", "psp", "e4e"],
-                                  None if args.photos == "bundled" else args.photos, generator=args.generator,
-                                  device=args.device, progress=not args.quiet)
+    import shlex
+
+    methods = args.methods or ["actmap", "psp", "e4e"]
+    result = run_photo_evaluation(methods, None if args.photos == "bundled" else args.photos,
+                                  generator=args.generator, device=args.device, progress=not args.quiet)
+    result.report["command"] = "stylebridge evaluate " + " ".join(shlex.quote(a) for a in (
+        ["--photos"] + ([] if args.photos == "bundled" else [args.photos]) + ["--generator", args.generator,
+                                                                                "--methods", *methods, "--out",
+                                                                                str(args.out)]))
     paths = write_photo_report(result, args.out)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0

@@ -22,6 +22,14 @@ Emoji (out of domain, no target): FD[<net>] between the method's translations of
 (the `evaluate.translation.emoji_realism` measure: ``min(n, 319)`` emoji spread over the Noto set against
 ``min(5000, 10 n)`` faces from ``metrics.frechet.REAL_SEEDS_A``, beside the untranslated emoji and as many other
 rendered faces as a floor; n = 500 gives the model cards' 319 vs 5,000). Skipped, with a note, without the font.
+Emoji also get ``expression``: over the hand-labelled emoji (``data.emoji.EXPRESSIONS``), the share whose drawn mouth
+the network reads on the translation (`expression_agreement`).
+
+Out of domain with known truth (``photo``, ``closeup``: `evaluate.inputs`): every face cell also gets ``agreement``
+(`evaluate.encoder.appearance_agreement`: hair colour, hair style, glasses present, beard, skin tone tercile, yaw
+correlation), and when the run has one of these kinds, every face cell gets ``fd[<net>]`` to ``min(5000, 10 n)``
+rendered faces — the rendered-face column is each method's reference (issue 19's target: within 2× of it); the
+untranslated inputs' agreement and FD go in ``inputs``.
 <net> is the domain network used, ``synthfaces-domain`` by default: every key names it.
 """
 

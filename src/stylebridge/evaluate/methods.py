@@ -12,6 +12,8 @@ name            default model                               takes
 psp             ``{generator}-psp-inversion``               every kind (RGB)
 e4e             ``{generator}-e4e-inversion``               every kind (RGB)
 actmap          ``{generator}-actmap``                      every kind (RGB; mean w, constant noise)
+actmap-e4e (*)  ``{generator}-actmap`` + e4e's styles        every kind (RGB; colours from the input's e4e code)
+actmap-colors(*)``{generator}-actmap``, colors=input         every kind (RGB; chroma matched to the input)
 psp-sketch      ``{generator}-psp-sketch``                  the sketch itself (1 channel); other kinds as luma
 stylemapgan (*) ``{generator}-stylemapgan``                 every kind (RGB; decode(encode(x)), its own generator)
 restyle (*)     ``{generator}-restyle-e4e-inversion``       every kind (RGB)
@@ -225,6 +227,26 @@ def _inverter(name: str, inverter: str, **options: object) -> Builder:
     return build
 
 
+def _actmap_with(name: str, colors: str = "style", styles_from: str | None = None) -> Builder:
+    """The activation-map translator with its colours from the input: ``styles_from`` an inversion encoder's code
+    for the same image (a shipped suffix, e.g. "e4e-inversion": the rows after the translator's layer are the
+    colour / fine styles), or ``colors="input"`` (`core.filters.match_colors`)."""
+    def build(model: str | None, generator: str, device: torch.device) -> EvalMethod:
+        options: dict[str, object] = {}
+        if colors != "style":
+            options["colors"] = colors
+        if styles_from is not None:
+            from stylebridge.formats.loading import load
+            from stylebridge.models.encoder_base import StyleEncoderModel
+
+            options["style_encoder"] = load(f"{generator}-{styles_from}", expect=StyleEncoderModel).to(device).eval()
+        m = method_from_model(model or f"{generator}-actmap", name, device, **options)
+        m.notes = "RGB inputs; " + (f"styles from {generator}-{styles_from}'s code for the same image"
+                                    if styles_from else "mean w, colours matched to the input (colors=input)")
+        return m
+    return build
+
+
 def _shipped(name: str, suffix: str) -> Builder:
     def build(model: str | None, generator: str, device: torch.device) -> EvalMethod:
         return method_from_model(model or f"{generator}-{suffix}", name, device)
@@ -242,6 +264,11 @@ _register_builtins([
     ("actmap", "actmap", "activation-map translator (Zheng 2022), mean w, shipped"),
     ("psp-sketch", "psp-sketch", "pSp sketch → face encoder (1-channel input), shipped"),
 ])
+register_method("actmap-e4e", _actmap_with("actmap-e4e", styles_from="e4e-inversion"), model="{generator}-actmap",
+                description="activation-map translator with e4e's styles for the same image (colours from the input)",
+                default=False)
+register_method("actmap-colors", _actmap_with("actmap-colors", colors="input"), model="{generator}-actmap",
+                description="activation-map translator, mean w, chroma matched to the input", default=False)
 register_method("stylemapgan", _shipped("stylemapgan", "stylemapgan"), model="{generator}-stylemapgan",
                 description="StyleMapGAN encoder + its own generator (decode(encode(x))), shipped", default=False)
 register_method("restyle", _inverter("restyle", "restyle"), model="{generator}-restyle-e4e-inversion",

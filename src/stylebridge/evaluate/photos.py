@@ -229,13 +229,16 @@ def photo_markdown(report: dict[str, Any]) -> str:
              f"({report['network']} reads its attributes; the renderer's landmark formulas place eyes, nose and "
              "mouth). Wall time "
              f"{report['wall_s']:.0f} s.", "",
+             *([f"```bash\n{report['command']}\n```", ""] if report.get("command") else []),
              "| method | yaw r | eye–mouth r | mouth open r | smile r |", "|---|---|---|---|---|"]
     for m, r in report["results"].items():
         c = r["correlation"]
         lines.append(f"| {m} | " + " | ".join("—" if c[k] is None else f"{c[k]:.2f}" for k in GEOMETRY) + " |")
     if report["skipped"]:
         lines += ["", f"No face found (skipped): {', '.join(report['skipped'])}."]
-    lines += ["", "![grid](grid.png)", "", "Grid: photo (centre crop) | aligned | each method."]
+    cols = report.get("columns") or ["photo", "aligned", *report["results"]]
+    lines += ["", "![grid](grid.png)", "", "Grid columns: " + " | ".join(
+        "photo (centre crop)" if c == "photo" else c for c in cols) + "."]
     return "\n".join(lines) + "\n"
 
 
