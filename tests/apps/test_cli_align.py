@@ -50,7 +50,7 @@ def test_align_on_every_photo_command(tmp_path, photos, capsys, argv):
     out = tmp_path / "out"
     assert main([*argv, "--images", str(photos), "--align", "--out", str(out), "--quiet"]) == 0
     text = capsys.readouterr()
-    assert "1 files skipped" in text.out and "wall.png: no face found" in text.err
+    assert "1 file skipped" in text.out and "wall.png: no face found" in text.err
     assert (out / "skipped.txt").read_text() == "wall.png\tno face found\n"
     aligned = np.asarray(Image.open(out / "aligned" / "astronaut.png"), dtype=np.float32)
     assert aligned.shape == (64, 64, 3)

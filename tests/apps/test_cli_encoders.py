@@ -54,7 +54,7 @@ def test_train_psp_then_encode_and_translate(tmp_path, generator, faces, capsys)
     assert main(["encode", "--model", str(run / "model"), "--images", str(faces / "rgb"), "--out",
                  str(tmp_path / "enc"), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "wrote 3 encodings" in out and "1 unreadable" in out
+    assert "wrote 3 encodings" in out and "1 file skipped" in out
     assert len(list((tmp_path / "enc").rglob("*.safetensors"))) == 3
     assert main(["translate", "--model", str(run / "model"), "--images", str(faces / "rgb"), "--out",
                  str(tmp_path / "tr"), "--samples", "2", "--quiet"]) == 0

@@ -2,7 +2,8 @@
 ``scripts/shipped_outputs.py`` from the code before the move, and the same script's function runs on today's code.
 
 On the machine that wrote the file the outputs were bit-identical (the closing note of issue 14); other CPUs may
-round the last bits differently (oneDNN picks kernels per ISA), hence the tolerance.
+round the last bits differently (oneDNN picks kernels per ISA), hence the tolerance. Re-shipping a model replaces
+only its own entries (issue 19: the ``synthfaces-64-actmap/*`` outputs of the stage-3 translator, 2026-12-03).
 """
 
 from __future__ import annotations

@@ -479,7 +479,8 @@ def _generator_of(model: object) -> object:
 
 def _skipped_text(report: object) -> str:
     skipped = getattr(report, "skipped", [])
-    return f" ({len(skipped)} files skipped, each with its reason in skipped.txt)" if skipped else ""
+    n = len(skipped)
+    return f" ({n} file{'s' if n != 1 else ''} skipped: unreadable, or no face found; reasons in skipped.txt)" if n else ""
 
 
 # translate's flags → pipeline options (a flag the chosen pipeline does not take is an error naming the flag)
