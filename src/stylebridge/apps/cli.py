@@ -480,7 +480,9 @@ def _generator_of(model: object) -> object:
 def _skipped_text(report: object) -> str:
     skipped = getattr(report, "skipped", [])
     n = len(skipped)
-    return f" ({n} file{'s' if n != 1 else ''} skipped: unreadable, or no face found; reasons in skipped.txt)" if n else ""
+    if not n:
+        return ""
+    return f" ({n} file{'s' if n != 1 else ''} skipped: unreadable, or no face found; reasons in skipped.txt)"
 
 
 # translate's flags → pipeline options (a flag the chosen pipeline does not take is an error naming the flag)
