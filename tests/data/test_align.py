@@ -233,9 +233,24 @@ def test_align_to_template_puts_the_points_on_the_template(angle, scale, shift):
         patch = out[round(y) - 1 : round(y) + 2, round(x) - 1 : round(x) + 2, channel]
         assert patch.mean() > 170, (x, y, channel)
     # a similarity is exact: the quad is a square
-    quad = align_mod.similarity_quad(pts, template, size)
+    quad = align_mod.similarity_quad(pts, template)
     sides = [np.hypot(*(quad[(i + 1) % 4] - quad[i])) for i in range(4)]
     assert max(sides) - min(sides) < 1e-6
+
+
+def test_a_big_photo_is_shrunk_without_moving_the_face():
+    # a frame many times the output size is first reduced (FFHQ's shrink); the points must still land exactly
+    template = align_mod.synthfaces_template(256)
+    pts = (template.points + 1) / 2 * 1000 + np.array([300.0, 200.0]) - 0.5  # a 1000-px face in a 1600-px photo
+    img = Image.new("L", (1600, 1400), 0)
+    d = ImageDraw.Draw(img)
+    x, y = pts[0]
+    d.ellipse([x - 12, y - 12, x + 12, y + 12], fill=255)  # a dot on the left eye
+    out = np.asarray(align_mod.align_to_template(img.convert("RGB"), pts, template, 64), dtype=np.float64)[..., 0]
+    ys, xs = np.mgrid[:64, :64]
+    cx, cy = (out * xs).sum() / out.sum(), (out * ys).sum() / out.sum()
+    want = (template.points[0] + 1) / 2 * 64 - 0.5
+    assert abs(cx - want[0]) < 0.1 and abs(cy - want[1]) < 0.1
 
 
 def test_tight_crop_is_filled_softly_not_black():

@@ -129,3 +129,12 @@ def test_actmap_colors_from_the_input(tmp_path, faces):
     assert (styled[:, 0] - styled[:, 2]).abs().mean() > 0.02  # the style's colours, without the option
     with pytest.raises(ValueError, match="colors must be 'style' or 'input'"):
         pipe(gray, colors="sepia")
+
+
+def test_align_gives_one_channel_models_one_channel(tmp_path, faces):
+    pipe = load_pipeline("synthfaces-64-psp-sketch")  # 1-channel input
+    report = run_folder(pipe, faces / "rgb", tmp_path / "out", batch_size=2, progress=False, precision="fp32",
+                        align=_FakeAligner())
+    assert report.written == 4
+    aligned = np.asarray(Image.open(tmp_path / "out" / "aligned" / "f0.png"))
+    assert aligned.ndim == 2 or np.array_equal(aligned[..., 0], aligned[..., 1])  # the gray input went in

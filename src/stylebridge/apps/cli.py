@@ -453,12 +453,16 @@ def _add_align_flags(p: argparse.ArgumentParser) -> None:
                         "synthfaces for synthfaces models, else generator")
 
 
-def _aligner(args: argparse.Namespace, model: object, generator: object = None) -> object:
-    """--align → the aligner (None without the flag); ``generator``: the model's generator or a function giving it."""
+def _aligner(args: argparse.Namespace, model: object, generator: object = None, spec: object = None) -> object:
+    """--align → the aligner (None without the flag); ``generator``: the model's generator or a function giving it;
+    ``spec``: the pipeline's input spec, checked first (no dlib loading for a model that takes no photos)."""
     if not args.align:
         if args.align_template != "auto":
             raise ValueError("--align-template applies with --align")
         return None
+    if spec is not None and (spec.channels not in (1, 3) or spec.kind not in ("rgb", "gray")):
+        raise ValueError(f"{model}: takes {spec.kind} inputs; face alignment (--align) applies to photos (RGB or "
+                         "grayscale inputs)")
     from stylebridge.data.align import make_aligner
 
     return make_aligner(args.align_template, model=None if model is None else str(model), generator=generator)
@@ -510,7 +514,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.model}: {' and '.join(_TRANSLATE_FLAGS[k] for k in bad)} "
                          f"{'does' if len(bad) == 1 else 'do'} not apply to {describe_model(pipe.model)} "
                          f"(it takes {', '.join(takes)})")
-    align = _aligner(args, args.model, lambda: _generator_of(pipe.model))
+    align = _aligner(args, args.model, lambda: _generator_of(pipe.model), spec=pipe.input_spec)
     report = run_folder(pipe, args.images, args.out, batch_size=args.batch_size, device=args.device,
                         precision=args.precision, progress=not args.quiet, desc="translate", images2=args.images2,
                         align=align, **options)

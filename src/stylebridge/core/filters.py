@@ -89,7 +89,7 @@ def match_colors(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         ref = ref.expand(-1, 3, -1, -1)
     out = _ycbcr(images.float())
     r = _ycbcr(ref)
-    mu_o, sd_o = out[:, 1:].mean((2, 3), keepdim=True), out[:, 1:].std((2, 3), keepdim=True)
-    mu_r, sd_r = r[:, 1:].mean((2, 3), keepdim=True), r[:, 1:].std((2, 3), keepdim=True)
+    mu_o, sd_o = out[:, 1:].mean((2, 3), keepdim=True), out[:, 1:].std((2, 3), keepdim=True, unbiased=False)
+    mu_r, sd_r = r[:, 1:].mean((2, 3), keepdim=True), r[:, 1:].std((2, 3), keepdim=True, unbiased=False)
     chroma = (out[:, 1:] - mu_o) * (sd_r / sd_o.clamp_min(1e-4)) + mu_r
     return _rgb(torch.cat([out[:, :1], chroma], dim=1)).clamp(-1, 1).to(images.dtype)

@@ -22,9 +22,24 @@ from PIL import Image
 
 from stylebridge.core.imageio import BadImageError
 
-__all__ = ["FIVE_POINTS", "TEMPLATE_SOURCES", "AlignerUnavailableError", "Dlib68Aligner", "FaceTemplate", "align_face",
-           "align_to_template", "ffhq_quad", "find_dlib68_model", "five_points", "make_aligner", "similarity_quad",
-           "synthfaces_template", "template_from_generator"]
+__all__ = [
+    "FIVE_POINTS",
+    "TEMPLATE_SOURCES",
+    "AlignerUnavailableError",
+    "Dlib68Aligner",
+    "FaceTemplate",
+    "align_face",
+    "align_to_template",
+    "ffhq_quad",
+    "find_dlib68_model",
+    "five_points",
+    "make_aligner",
+    "similarity_quad",
+    "synthfaces_template",
+    "template_from_generator",
+    "template_similarity",
+    "to_template_frame",
+]
 
 DLIB68_MODEL = "shape_predictor_68_face_landmarks.dat"
 
@@ -134,8 +149,12 @@ def _warp_quad(img: Image.Image, quad: np.ndarray, output_size: int, transform_s
     shrink = int(np.floor(qsize / output_size * 0.5))
     if shrink > 1:
         rsize = (int(np.rint(float(img.size[0]) / shrink)), int(np.rint(float(img.size[1]) / shrink)))
+        scale = np.array([rsize[0] / img.size[0], rsize[1] / img.size[1]])
         img = img.resize(rsize, Image.Resampling.LANCZOS)
-        quad /= shrink
+        if fill == "ffhq":
+            quad /= shrink  # NVlabs' arithmetic, kept for parity (off by up to half a pixel of the shrunk photo)
+        else:  # pixel centres map through the resize's exact ratio
+            quad = (quad + 0.5) * scale - 0.5
         qsize /= shrink
 
     # Crop to the square plus a border, so padding and transform work on a small image.
@@ -259,15 +278,13 @@ def synthfaces_template(count: int = 4096) -> FaceTemplate:
     return FaceTemplate(pts, "synthfaces")
 
 
-def similarity_quad(points: np.ndarray, template: FaceTemplate, output_size: int) -> np.ndarray:
-    """The square of the photo that maps onto the generator's frame when its face points land on the template.
-
-    points [5, 2] (or [68, 2]) in pixel-centre coordinates of the photo → quad [4, 2] (UL, LL, LR, UR, the same
-    coordinates), for `align_face`'s warp. The similarity (rotation, uniform scale, shift; no reflection) is the
-    least-squares fit of the template onto the points (Umeyama 1991).
-    """
-    src = five_points(points) + 0.5  # pixel corners, where PIL's QUAD measures
-    dst = (template.points + 1) / 2 * output_size
+def template_similarity(points: np.ndarray, template: FaceTemplate) -> tuple[float, np.ndarray, np.ndarray]:
+    """The similarity that takes the generator's frame onto the photo: (scale, rotation [2, 2], shift [2]) with
+    ``photo = scale * rotation @ frame + shift``, frame in the template's [-1, 1] coordinates, photo in pixel-centre
+    coordinates; the least-squares fit of the template onto the photo's points ([5, 2] or 68) (Umeyama 1991, no
+    reflection). `similarity_quad` warps with it; `to_template_frame` is its exact inverse."""
+    src = five_points(points)
+    dst = template.points
     mu_s, mu_d = src.mean(0), dst.mean(0)
     a, b = src - mu_s, dst - mu_d
     var_d = (b**2).sum() / len(b)
@@ -279,21 +296,39 @@ def similarity_quad(points: np.ndarray, template: FaceTemplate, output_size: int
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
         d[1, 1] = -1
     rot = u @ d @ vt
-    scale = np.trace(np.diag(sv) @ d) / var_d
-    t = mu_s - scale * rot @ mu_d
-    s = float(output_size)
-    corners = np.array([[0.0, 0.0], [0.0, s], [s, s], [s, 0.0]])
-    return corners @ (scale * rot).T + t - 0.5
+    scale = float(np.trace(np.diag(sv) @ d) / var_d)
+    return scale, rot, mu_s - scale * rot @ mu_d
+
+
+def to_template_frame(points: np.ndarray, landmarks: np.ndarray, template: FaceTemplate) -> np.ndarray:
+    """Where ``points`` [K, 2] of a photo (pixel centres) land in the generator's frame ([-1, 1] image coordinates)
+    once the photo is aligned by its ``landmarks`` ([5, 2] or 68) onto ``template``."""
+    scale, rot, shift = template_similarity(landmarks, template)
+    return (np.asarray(points, dtype=np.float64) - shift) @ rot / scale
+
+
+def similarity_quad(points: np.ndarray, template: FaceTemplate) -> np.ndarray:
+    """The square of the photo that maps onto the generator's frame when its face points land on the template.
+
+    points [5, 2] (or [68, 2]) in pixel-centre coordinates of the photo → quad [4, 2] (UL, LL, LR, UR, the same
+    coordinates), for `align_face`'s warp: `template_similarity` applied to the frame's corners. The same square
+    at any output size.
+    """
+    scale, rot, shift = template_similarity(points, template)
+    # frame corners in [-1, 1] coordinates → photo pixel-centre coordinates; the warp addresses pixel centres and
+    # the frame's corners lie half an output pixel outside its outermost pixel centres: ±1 exactly.
+    corners = np.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, 1.0], [1.0, -1.0]])
+    return corners @ (scale * rot).T + shift
 
 
 def align_to_template(img: Image.Image, points: np.ndarray, template: FaceTemplate, output_size: int,
                       transform_size: int | None = None, enable_padding: bool = True) -> Image.Image:
     """Rotate, scale and crop ``img`` so its face points ([5, 2] or 68 landmarks, pixel-centre coordinates) land on
-    ``template``: an RGB image ``output_size`` square. Where the frame leaves the photo (a tight crop), FFHQ's fill:
-    the photo reflected, blurred more with distance and faded to its median colour."""
+    ``template``: an RGB image ``output_size`` square. Where the frame leaves the photo (a tight crop), the "soft"
+    fill: the photo reflected, blurred within a tenth and faded to its median colour within a fifth of the frame."""
     if output_size < 1:
         raise ValueError(f"output_size must be positive, got {output_size}")
-    return _warp_quad(img, similarity_quad(points, template, output_size), output_size, transform_size,
+    return _warp_quad(img, similarity_quad(points, template), output_size, transform_size,
                       enable_padding, fill="soft")
 
 
@@ -412,7 +447,7 @@ def template_from_generator(generator: torch.nn.Module, aligner: Dlib68Aligner, 
     for start in range(seed, seed + count, batch):
         seeds = list(range(start, min(start + batch, seed + count)))
         with torch.no_grad():
-            z = seed_to_z(seeds, generator.z_dim)
+            z = seed_to_z(seeds, generator.z_dim).to(next(generator.parameters()).device)
             img = generator.synthesize(generator.map(z, truncation_psi=truncation_psi), noise_mode="const")
         for x in img.clamp(-1, 1):
             faces = aligner.landmarks(to_pil(x))

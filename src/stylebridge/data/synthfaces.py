@@ -693,7 +693,7 @@ def closeup(image: torch.Tensor, attrs: Mapping[str, torch.Tensor], size: int, g
     # crop coordinate q → image coordinate p = centre + half · R(rot) q
     theta = torch.stack([torch.stack([half * cos, -half * sin, centre[:, 0]], 1),
                          torch.stack([half * sin, half * cos, centre[:, 1]], 1)], 1)  # [N, 2, 3]
-    # sample at a multiple of ``size`` and area-reduce: the crop is antialiased whatever the render resolution
+    # sample finer than ``size`` (at about the render's own pixel density) and area-reduce: antialiased crops
     fine = max(size, round(size * max(1.0, float(half.max()) * res / size)))
     grid = torch.nn.functional.affine_grid(theta, [n, 3, fine, fine], align_corners=False)
     crop = torch.nn.functional.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border",

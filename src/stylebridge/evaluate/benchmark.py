@@ -93,9 +93,9 @@ def metric_keys(network: str) -> dict[str, str]:
                           "synthfaces (lower is more synthfaces-like): emoji, and every face kind when the run has "
                           "out-of-domain kinds (photo-style, close-up) — their targets' reference is the rendered-face "
                           "column",
-        "agreement": f"out of domain: share of faces whose hair colour, hair style, glasses (present or not), beard "
-                     f"and skin tone tercile {network} reads on the output as in truth, and the correlation of read "
-                     "and true yaw (evaluate.encoder.appearance_agreement)",
+        "agreement": f"out of domain, per attribute: the share of faces whose hair colour, hair style, glasses "
+                     f"(present or not), beard and skin tone tercile {network} reads on the output as in truth, and "
+                     "the correlation of read and true yaw (evaluate.encoder.appearance_agreement)",
         "expression": f"emoji: share of the labelled emoji (data.emoji.EXPRESSIONS) whose drawn mouth {network} "
                       "reads on the output — smile > 0.6 smiling, < 0.4 frowning, else neutral; mouth_open > 0.35 "
                       "open",

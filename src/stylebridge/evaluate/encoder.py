@@ -50,7 +50,7 @@ def attribute_scores(pred: dict[str, torch.Tensor], truth: dict[str, torch.Tenso
 AGREEMENT = ("hair_color", "hair_style", "glasses", "beard", "skin_tone")
 
 
-def appearance_agreement(pred: dict[str, torch.Tensor], truth: dict[str, torch.Tensor]) -> dict[str, float]:
+def appearance_agreement(pred: dict[str, torch.Tensor], truth: dict[str, torch.Tensor]) -> dict[str, float | None]:
     """How much of a face's appearance an output keeps (issue 19's out-of-domain reading): the share of faces whose
     hair colour, hair style and beard category, glasses presence (none vs any) and skin tone tercile (light /
     medium / dark: [0, 1/3), [1/3, 2/3), [2/3, 1]) the domain network reads on the output as they are in truth, and
@@ -67,7 +67,7 @@ def appearance_agreement(pred: dict[str, torch.Tensor], truth: dict[str, torch.T
     p, t = pred["yaw"].cpu().double(), truth["yaw"].cpu().double()
     pc, tc = p - p.mean(), t - t.mean()
     denom = float(pc.norm() * tc.norm())
-    out["yaw_corr"] = float((pc * tc).sum()) / denom if denom > 0 else float("nan")
+    out["yaw_corr"] = float((pc * tc).sum()) / denom if denom > 0 else None  # None: constant yaw (JSON-safe)
     return out
 
 

@@ -35,7 +35,14 @@ from PIL import Image
 
 from stylebridge.core.imageio import load_image, scan_images, to_tensor
 from stylebridge.data import synthfaces as sf
-from stylebridge.data.align import Dlib68Aligner, FaceTemplate, align_to_template, five_points, synthfaces_template
+from stylebridge.data.align import (
+    Dlib68Aligner,
+    FaceTemplate,
+    align_to_template,
+    five_points,
+    synthfaces_template,
+    to_template_frame,
+)
 from stylebridge.evaluate.inputs import InputBatch
 from stylebridge.evaluate.methods import EvalMethod, build_method, parse_method
 
@@ -60,8 +67,10 @@ def bundled_photos(lfw: int = 100) -> list[tuple[str, Image.Image]]:
     return photos
 
 
-def load_photos(folder: str | os.PathLike) -> list[tuple[str, Image.Image]]:
-    """Every image under ``folder`` (recursive) as (relative name, RGB image); unreadable files are skipped."""
+def load_photos(folder: str | os.PathLike,
+                unreadable: list[str] | None = None) -> list[tuple[str, Image.Image]]:
+    """Every image under ``folder`` (recursive) as (relative name, RGB image); unreadable files are skipped and
+    their "name: reason" appended to ``unreadable``."""
     from stylebridge.core.errors import BadImageError
 
     root = Path(folder)
@@ -69,31 +78,19 @@ def load_photos(folder: str | os.PathLike) -> list[tuple[str, Image.Image]]:
         raise FileNotFoundError(f"{root}: photo folder not found")
     out = []
     for f in scan_images(root):
+        name = f.relative_to(root).with_suffix("").as_posix()
         try:
-            out.append((f.relative_to(root).with_suffix("").as_posix(), load_image(f)))
-        except BadImageError:
-            continue
+            out.append((name, load_image(f)))
+        except BadImageError as e:
+            if unreadable is not None:
+                unreadable.append(f"{name}: {str(e).removeprefix(f'{f}: ')}")
     return out
-
-
-def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares similarity (scale, rotation [2, 2], shift [2]) taking src [K, 2] onto dst [K, 2]."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    u, sv, vt = np.linalg.svd(b.T @ a / len(a))
-    d = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[1, 1] = -1
-    rot = u @ d @ vt
-    scale = float(np.trace(np.diag(sv) @ d) / ((a**2).sum() / len(a)))
-    return scale, rot, mu_d - scale * rot @ mu_s
 
 
 def in_template_frame(landmarks: np.ndarray, template: FaceTemplate) -> np.ndarray:
     """68 landmarks of a photo (pixels) → the same points in the generator's frame after alignment ([-1, 1] image
-    coordinates): the similarity that takes the photo's 5 points onto the template, applied to all 68."""
-    scale, rot, shift = _similarity(five_points(landmarks), template.points)
-    return np.asarray(landmarks, dtype=np.float64) @ (scale * rot).T + shift
+    coordinates): the exact inverse of the similarity `data.align.align_to_template` warps the photo with."""
+    return to_template_frame(landmarks, landmarks, template)
 
 
 def geometry(points: np.ndarray) -> dict[str, float]:
@@ -152,10 +149,14 @@ def run_photo_evaluation(methods: Sequence[str | EvalMethod] = ("actmap", "psp",
     from stylebridge.models.stylegan2 import StyleGAN2Generator
 
     t0 = time.perf_counter()
+    if template is None and not Path(str(generator)).name.startswith("synthfaces"):
+        raise ValueError(f"--photos reads the translated faces' layout with the synthfaces renderer: {generator} is "
+                         "not a synthfaces generator")
     dev = pick_device(device)
     res = load(generator, expect=StyleGAN2Generator).resolution
-    items = bundled_photos() if photos is None else load_photos(photos) if isinstance(photos, (str, os.PathLike)) \
-        else list(photos)
+    unreadable: list[str] = []
+    items = bundled_photos() if photos is None else load_photos(photos, unreadable) if isinstance(
+        photos, (str, os.PathLike)) else list(photos)
     if not items:
         raise ValueError("no photos to evaluate")
     template = template or synthfaces_template()
@@ -171,7 +172,7 @@ def run_photo_evaluation(methods: Sequence[str | EvalMethod] = ("actmap", "psp",
         lm = faces[0]
         aligned.append(to_tensor(align_to_template(img, lm, template, res)))
         framed = in_template_frame(lm, template)
-        readings.append({**geometry(five_points(framed)), **mouth_readings(lm)})
+        readings.append({**geometry(five_points(framed)), **mouth_readings(framed)})
         names.append(name)
         side = min(img.size)
         sources.append(to_tensor(img.crop(((img.width - side) // 2, (img.height - side) // 2,
@@ -208,6 +209,7 @@ def run_photo_evaluation(methods: Sequence[str | EvalMethod] = ("actmap", "psp",
     report = {
         "report": "stylebridge evaluate --photos", "generator": generator, "network": domain,
         "template": template.source, "photos": len(items), "aligned": len(names), "skipped": skipped,
+        "unreadable": unreadable,
         "names": names, "input_readings": {k: [round(r[k], 4) for r in readings] for k in GEOMETRY},
         "methods": [m.name for m in built], "results": results, "wall_s": round(time.perf_counter() - t0, 1),
     }
@@ -236,6 +238,8 @@ def photo_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {m} | " + " | ".join("—" if c[k] is None else f"{c[k]:.2f}" for k in GEOMETRY) + " |")
     if report["skipped"]:
         lines += ["", f"No face found (skipped): {', '.join(report['skipped'])}."]
+    if report.get("unreadable"):
+        lines += ["", f"Unreadable (skipped): {'; '.join(report['unreadable'])}."]
     cols = report.get("columns") or ["photo", "aligned", *report["results"]]
     lines += ["", "![grid](grid.png)", "", "Grid columns: " + " | ".join(
         "photo (centre crop)" if c == "photo" else c for c in cols) + "."]

@@ -171,7 +171,7 @@ def _out_of_domain(report: dict[str, Any]) -> list[str]:
             ref: float | None) -> str:
         cells = [(f"**{agree[k]:.2f}**" if agree[k] >= 0.85 else f"{agree[k]:.2f}") for k in _AGREE_LABELS]
         y = agree["yaw_corr"]
-        cells.append(f"**{y:.2f}**" if y >= 0.8 else f"{y:.2f}")
+        cells.append(DASH if y is None else f"**{y:.2f}**" if y >= 0.8 else f"{y:.2f}")
         ratio = None if f is None or not ref else f / ref
         rtext = DASH if ratio is None else (f"**{ratio:.2f}**" if ratio <= 2 else f"{ratio:.2f}")
         cells += [_fmt(d, 3), _fmt(f, 2), rtext]

@@ -90,6 +90,9 @@ class ActmapPipeline(Pipeline):
             raise ValueError("a walk sets the styles itself: give walk_seeds without seed or style_encoder")
         if options.get("colors", "style") not in ("style", "input"):
             raise ValueError(f"colors must be 'style' or 'input', got {options.get('colors')!r}")
+        if options.get("colors") == "input" and self.model.generator.config.img_channels != 3:
+            raise ValueError("colors='input' matches RGB colours; this translator's generator draws "
+                             f"{self.model.generator.config.img_channels}-channel images")
 
     def resolve_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """A ``style_encoder`` given as a path or shipped name is loaded (once)."""

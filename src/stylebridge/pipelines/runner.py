@@ -143,7 +143,9 @@ def load_for_spec(path: str | os.PathLike, spec: InputSpec, align: Aligner | Non
         if spec.channels not in (1, 3) or spec.kind not in ("rgb", "gray"):
             raise ValueError(f"face alignment applies to photos (RGB or grayscale inputs), not {spec.kind} inputs")
         img = align(load_image(path), spec.size, path=path)
-        return to_tensor(img.convert("L") if spec.channels == 1 else img)
+        if spec.channels == 1:  # to_tensor always gives RGB: keep one (luma) channel
+            return to_tensor(img.convert("L"))[:1]
+        return to_tensor(img)
     if spec.kind == "rgb" and spec.channels == 3:
         return to_tensor(center_crop_resize(load_image(path), spec.size))
     return load_input(path, spec.channels, spec.size)

@@ -104,7 +104,8 @@ class InputAugmentSection:
     # Photo-like degradations (issue 19: real photos), after the ops above, in this order, each drawing its random
     # numbers only when on. tight: a tight crop as alignment leaves one — only a square around the face (half-side
     # tight_range, centred near tight_center) is kept, the rest is that square reflected, blurred and faded to its
-    # median colour (data.align's "soft" fill), so a close-up photo aligned into the layout looks like training.
+    # mean colour (as data.align's "soft" fill fades to the photo's median), so a close-up photo aligned into the
+    # layout looks like training.
     # photo: light from one side, multiplicative texture (two scales), background clutter towards the edges,
     # sensor noise — all gray-preserving, so grayscale inputs stay gray. lowres: area-downsampled ×2–4 and
     # upsampled back (bilinear or bicubic). jpeg: a JPEG round trip at quality 25–85.
@@ -335,7 +336,7 @@ def _tight_crop(x: torch.Tensor, cfg: InputAugmentSection, u: torch.Tensor) -> t
     """``augment.tight`` on every sample: x [N, C, H, W] in [-1, 1], u [N, 3] uniform → [N, C, H, W].
 
     The kept square: half-side from ``tight_range``, centre ``tight_center`` ± 0.06; outside it the square's
-    content mirrored at its edges, blurred hard within a tenth of the fade length and faded to the square's median
+    content mirrored at its edges, blurred hard within a tenth of the fade length and faded to the square's mean
     colour over 0.4 (a fifth of the frame) — what `data.align.align_to_template` does with a tight crop.
     """
     n, _, h, w = x.shape
@@ -360,8 +361,8 @@ def _tight_crop(x: torch.Tensor, cfg: InputAugmentSection, u: torch.Tensor) -> t
     y = y + (gaussian_blur(y, torch.full((n,), 0.06 * w, device=dev), math.ceil(0.18 * w)) - y) * (
         dist * 10).clamp(0, 1)
     inside = (dist == 0).to(dt)
-    median = (y * inside).flatten(2).sum(2) / inside.flatten(2).sum(2).clamp_min(1)  # the square's mean colour
-    return y + (median[:, :, None, None] - y) * dist.clamp(0, 1)
+    mean = (y * inside).flatten(2).sum(2) / inside.flatten(2).sum(2).clamp_min(1)  # the square's mean colour
+    return y + (mean[:, :, None, None] - y) * dist.clamp(0, 1)
 
 
 def _photo(x: torch.Tensor, u: torch.Tensor, noise: torch.Tensor, fine: torch.Tensor, mid: torch.Tensor,
