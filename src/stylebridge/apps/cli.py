@@ -1025,9 +1025,10 @@ def build_parser() -> argparse.ArgumentParser:
     dsh.set_defaults(func=_cmd_directions_show)
 
     ex = sub.add_parser("export", help="export a model to another runtime").add_subparsers(dest="what", required=True)
-    eo = ex.add_parser("onnx", help="ONNX file of a pix2pixHD translator (a distilled editor, a blending model), "
-                                    "checked against onnxruntime")
-    eo.add_argument("--model", required=True, help="shipped name, native folder or latest_net_G.pth")
+    eo = ex.add_parser("onnx", help="ONNX file of a generator (W+ → images), a pSp / e4e encoder (images → W+), an "
+                                    "activation-map translator (images + W+ → images), StyleMapGAN or a pix2pixHD "
+                                    "translator, checked against onnxruntime")
+    eo.add_argument("--model", required=True, help="shipped name, native folder or checkpoint (e.g. latest_net_G.pth)")
     eo.add_argument("--out", required=True, help="the .onnx file to write")
     eo.add_argument("--batch", default="dynamic", help="dynamic (default: any batch size) or a fixed batch size")
     eo.set_defaults(func=_cmd_export_onnx)
