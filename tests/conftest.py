@@ -57,3 +57,19 @@ def save_tiny_generator(path: Path, z_dim: int = 16, w_avg_samples: int = 500) -
     G.compute_w_avg(w_avg_samples)
     G.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> Path:
+    """scikit-image's astronaut photo (a real face, public domain), found without importing scikit-image; the test
+    is skipped when it is not installed."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("skimage")
+    except (ImportError, ValueError):
+        spec = None
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(loc) / "data" / "astronaut.png").is_file():
+            return Path(loc) / "data" / "astronaut.png"
+    pytest.skip("no real face photo: scikit-image (its astronaut.png) not installed")

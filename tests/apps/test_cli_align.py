@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,28 +11,16 @@ from PIL import Image
 from stylebridge.apps.cli import main
 from stylebridge.data import align as align_mod
 
-
-def _astronaut() -> Path | None:
-    try:
-        spec = importlib.util.find_spec("skimage")
-    except (ImportError, ValueError):
-        return None
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        if (Path(loc) / "data" / "astronaut.png").is_file():
-            return Path(loc) / "data" / "astronaut.png"
-    return None
-
-
 needs_photo = pytest.mark.skipif(
-    importlib.util.find_spec("dlib") is None or align_mod.find_dlib68_model() is None or _astronaut() is None,
-    reason="needs dlib, its 68-point model and scikit-image's astronaut photo: pip install -e '.[align]'")
+    importlib.util.find_spec("dlib") is None or align_mod.find_dlib68_model() is None,
+    reason="needs dlib and its 68-point model: pip install -e '.[align]'")
 
 
 @pytest.fixture
-def photos(tmp_path):
+def photos(tmp_path, astronaut):
     d = tmp_path / "photos"
     d.mkdir()
-    Image.open(_astronaut()).convert("RGB").save(d / "astronaut.jpg", quality=90)
+    Image.open(astronaut).convert("RGB").save(d / "astronaut.jpg", quality=90)
     Image.new("RGB", (120, 90), (40, 160, 90)).save(d / "wall.png")
     return d
 

@@ -6,7 +6,6 @@ import importlib.util
 import math
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,23 +177,10 @@ def test_dlib_aligner_blank_image_has_no_face(tmp_path):
     assert rep.written == 0 and rep.skipped[0][1] == "no face found"
 
 
-def _astronaut() -> Path | None:
-    """scikit-image's astronaut photo (a real face, public domain), found without importing scikit-image."""
-    try:
-        spec = importlib.util.find_spec("skimage")
-    except (ImportError, ValueError):
-        return None
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        if (Path(loc) / "data" / "astronaut.png").is_file():
-            return Path(loc) / "data" / "astronaut.png"
-    return None
-
-
 @needs_dlib
-@pytest.mark.skipif(_astronaut() is None, reason="no real face photo: scikit-image (its astronaut.png) not installed")
-def test_dlib_aligner_on_a_real_face():
+def test_dlib_aligner_on_a_real_face(astronaut):
     aligner = align_mod.Dlib68Aligner()
-    photo = Image.open(_astronaut()).convert("RGB").rotate(20, resample=Image.Resampling.BICUBIC, expand=True)
+    photo = Image.open(astronaut).convert("RGB").rotate(20, resample=Image.Resampling.BICUBIC, expand=True)
     faces = aligner.landmarks(photo)
     assert faces and all(f.shape == (68, 2) for f in faces)
     out = aligner.align(photo, 256)
@@ -298,11 +284,10 @@ def test_make_aligner_resolves_the_template(tmp_path):
 
 
 @needs_dlib
-@pytest.mark.skipif(_astronaut() is None, reason="no real face photo: scikit-image (its astronaut.png) not installed")
-def test_dlib_aligner_puts_a_real_face_on_the_synthfaces_template():
+def test_dlib_aligner_puts_a_real_face_on_the_synthfaces_template(astronaut):
     template = align_mod.synthfaces_template()
     aligner = align_mod.Dlib68Aligner(template=template)
-    photo = Image.open(_astronaut()).convert("RGB").rotate(-15, resample=Image.Resampling.BICUBIC, expand=True)
+    photo = Image.open(astronaut).convert("RGB").rotate(-15, resample=Image.Resampling.BICUBIC, expand=True)
     out = aligner.align(photo, 128)
     five = align_mod.five_points(align_mod.Dlib68Aligner().landmarks(out)[0])
     want = (template.points + 1) / 2 * 128 - 0.5

@@ -69,12 +69,17 @@ def test_distilled_edit_needs_one_image_and_a_direction(tmp_path):
         run_distillation_evaluation([e], [], seed=5)
 
 
+def _glasses_model(folder) -> None:
+    """A tiny random 64-px pix2pixHD saved as a distilled glasses editor."""
+    torch.manual_seed(0)
+    m = Pix2PixHDGenerator(Pix2PixHDGeneratorConfig(ngf=4, n_downsample_global=1, n_blocks_global=1, resolution=64))
+    m.save_pretrained(folder, metadata={"distillation": {"mode": "edit", "direction": "glasses"}})
+
+
 def test_cli_table_for_a_model_folder(tmp_path, capsys):
     from stylebridge.apps.cli import main
 
-    torch.manual_seed(0)
-    m = Pix2PixHDGenerator(Pix2PixHDGeneratorConfig(ngf=4, n_downsample_global=1, n_blocks_global=1, resolution=64))
-    m.save_pretrained(tmp_path / "run" / "model", metadata={"distillation": {"mode": "edit", "direction": "glasses"}})
+    _glasses_model(tmp_path / "run" / "model")
     out = tmp_path / "table"
     assert main(["evaluate", "--distilled", str(tmp_path / "run" / "model"), "--inverters", "psp", "--n", "8",
                  "--fd-reference", "40", "--out", str(out), "--quiet"]) == 0
@@ -91,9 +96,7 @@ def test_cli_table_for_a_model_folder(tmp_path, capsys):
 def test_photo_look_gives_every_method_the_photos(tmp_path, capsys):
     from stylebridge.apps.cli import main
 
-    torch.manual_seed(0)
-    m = Pix2PixHDGenerator(Pix2PixHDGeneratorConfig(ngf=4, n_downsample_global=1, n_blocks_global=1, resolution=64))
-    m.save_pretrained(tmp_path / "run" / "model", metadata={"distillation": {"mode": "edit", "direction": "glasses"}})
+    _glasses_model(tmp_path / "run" / "model")
     out = tmp_path / "table"
     assert main(["evaluate", "--distilled", str(tmp_path / "run" / "model"), "--inverters", "psp", "--n", "6",
                  "--fd-reference", "0", "--look", "photo", "--out", str(out), "--quiet"]) == 0

@@ -460,9 +460,10 @@ def _aligner(args: argparse.Namespace, model: object, generator: object = None, 
         if args.align_template != "auto":
             raise ValueError("--align-template applies with --align")
         return None
-    if spec is not None and (spec.channels not in (1, 3) or spec.kind not in ("rgb", "gray")):
-        raise ValueError(f"{model}: takes {spec.kind} inputs; face alignment (--align) applies to photos (RGB or "
-                         "grayscale inputs)")
+    if spec is not None:
+        from stylebridge.pipelines.runner import check_alignable
+
+        check_alignable(spec, str(model))
     from stylebridge.data.align import make_aligner
 
     return make_aligner(args.align_template, model=None if model is None else str(model), generator=generator)

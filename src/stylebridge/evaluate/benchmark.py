@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 
 from stylebridge.core.device import autocast, cpu_has_fast_bf16, pick_device
 from stylebridge.core.seeds import HELD_OUT_SEED
+from stylebridge.evaluate.editing import _predict
 from stylebridge.evaluate.encoder import appearance_agreement, attribute_scores
 from stylebridge.evaluate.inputs import (
     INPUT_KINDS,
@@ -318,11 +319,12 @@ def _run(generator: str, methods: Sequence[str | EvalMethod] | None, inputs: Seq
     examples: dict[str, dict[str, torch.Tensor | None]] = {}
     emoji: dict[str, Any] | None = None
     seeds = list(range(seed, seed + n))
-    fd_stats = _FaceFD(net, net_name, resolution, n) if any(k in OUT_OF_DOMAIN for k in kinds) else None
+    fd = _FaceFD(net, net_name, resolution, n)
+    fd_faces = any(k in OUT_OF_DOMAIN for k in kinds)  # FD for every face cell only in runs with these kinds
     bar = tqdm(total=len(kinds) * len(built), desc="evaluate", unit="cell", disable=not progress)
     for kind in kinds:
         if kind == "emoji":
-            emoji = _emoji(built, results, examples, resolution, n, net, net_name, font_path, dev, bar)
+            emoji = _emoji(built, results, examples, resolution, n, net, fd, font_path, dev, bar)
             if "skipped" in emoji:
                 notes.append(f"emoji skipped: {emoji['skipped']}")
                 say(notes[-1])
@@ -333,10 +335,10 @@ def _run(generator: str, methods: Sequence[str | EvalMethod] | None, inputs: Seq
             k: v[:512] for k, v in batch.attributes.items()})
         input_info[kind] = {"label": INPUT_LABELS[kind], "n": n, "seeds": [seed, seed + n - 1],
                             f"attributes[{net_name}]_on_targets": sum(tgt_acc.values()) / len(tgt_acc)}
-        if fd_stats is not None:
-            input_info[kind][f"fd[{net_name}]_untranslated"] = fd_stats(batch.rgb)
-            input_info[kind]["agreement_untranslated"] = appearance_agreement(
-                _predict_all(net, batch.rgb, dev), batch.attributes)
+        if fd_faces:
+            input_info[kind][f"fd[{net_name}]_untranslated"] = fd(batch.rgb)
+            input_info[kind]["agreement_untranslated"] = appearance_agreement(_predict(net, batch.rgb),
+                                                                              batch.attributes)
         examples[kind] = {"input": batch.rgb[0], "target": batch.target[0]}
         for m in built:
             bar.set_postfix_str(f"{m.name} × {kind}")
@@ -351,8 +353,8 @@ def _run(generator: str, methods: Sequence[str | EvalMethod] | None, inputs: Seq
             out, times = _run_timed(m, batch, resolution, dev)
             fp32_times[m.name] += times
             cell = _face_metrics(out, batch, net, keys, dev)
-            if fd_stats is not None:
-                cell[f"fd[{net_name}]"] = fd_stats(out)
+            if fd_faces:
+                cell[f"fd[{net_name}]"] = fd(out)
             cell["ms_per_image_fp32"] = 1000 * statistics.median(times)
             results[m.name][kind] = cell
             examples[kind][m.name] = out[0]
@@ -381,43 +383,43 @@ def _run(generator: str, methods: Sequence[str | EvalMethod] | None, inputs: Seq
     return EvaluationResult(report, examples)
 
 
-@torch.no_grad()
-def _predict_all(net: Any, x: torch.Tensor, device: torch.device, chunk: int = 64) -> dict[str, torch.Tensor]:
-    preds: dict[str, list[torch.Tensor]] = {}
-    for start in range(0, len(x), chunk):
-        for k, v in net.predict(x[start : start + chunk].to(device)).items():
-            preds.setdefault(k, []).append(v.cpu())
-    return {k: torch.cat(v) for k, v in preds.items()}
-
-
 class _FaceFD:
-    """FD[<net>] of a set of face outputs to ``min(5000, 10 n)`` rendered synthfaces (`metrics.frechet.REAL_SEEDS_A`),
-    the emoji measure's reference set; the reference statistics are computed once."""
+    """FD[<net>] of a set of images to ``min(5000, 10 n)`` rendered synthfaces (`metrics.frechet.REAL_SEEDS_A`): the
+    reference of the emoji column and of every face cell in runs with out-of-domain kinds. The reference statistics
+    are computed once, on first use, and shared by both."""
 
     def __init__(self, net: Any, net_name: str, resolution: int, n: int) -> None:
-        from stylebridge.metrics.frechet import DomainFeatures, stats_of_synthfaces
+        from stylebridge.metrics.frechet import DomainFeatures
 
         self.feats = DomainFeatures(net, label=net_name)
-        self.real = stats_of_synthfaces(self.feats, min(5000, 10 * max(n, 2)), resolution, progress=False)
+        self.key = f"fd[{net_name}]"
+        self.resolution = resolution
+        self.n_real = min(5000, 10 * max(n, 2))
+        self._real: Any = None
+
+    @property
+    def real(self) -> Any:
+        if self._real is None:
+            from stylebridge.metrics.frechet import stats_of_synthfaces
+
+            self._real = stats_of_synthfaces(self.feats, self.n_real, self.resolution, progress=False)
+        return self._real
+
+    def stats(self, x: torch.Tensor) -> Any:
+        from stylebridge.metrics.frechet import stats_of_images
+
+        return stats_of_images(iter(x.clamp(-1, 1).split(64)), self.feats, len(x), progress=False)
 
     def __call__(self, x: torch.Tensor) -> float:
-        from stylebridge.metrics.frechet import frechet_distance, stats_of_images
+        from stylebridge.metrics.frechet import frechet_distance
 
-        stats = stats_of_images(iter(x.clamp(-1, 1).split(64)), self.feats, len(x), progress=False)
-        return frechet_distance(stats, self.real)
+        return frechet_distance(self.stats(x), self.real)
 
 
-def _emoji(built: list[EvalMethod], results: dict, examples: dict, resolution: int, n: int, net: Any, net_name: str,
+def _emoji(built: list[EvalMethod], results: dict, examples: dict, resolution: int, n: int, net: Any, fd: _FaceFD,
            font_path: str | os.PathLike | None, dev: torch.device, bar: Any) -> dict[str, Any]:
     """FD of each method's emoji translations to rendered synthfaces (module docstring); fills ``results``."""
-    from stylebridge.metrics.frechet import (
-        REAL_SEEDS_A,
-        REAL_SEEDS_B,
-        DomainFeatures,
-        frechet_distance,
-        stats_of_images,
-        stats_of_synthfaces,
-    )
+    from stylebridge.metrics.frechet import REAL_SEEDS_A, REAL_SEEDS_B, frechet_distance, stats_of_synthfaces
 
     try:
         batch = emoji_inputs(resolution, count=max(2, n), font_path=font_path)
@@ -426,15 +428,7 @@ def _emoji(built: list[EvalMethod], results: dict, examples: dict, resolution: i
             results[m.name]["emoji"] = None
             bar.update()
         return {"skipped": str(exc).splitlines()[0]}
-    feats = DomainFeatures(net, label=net_name)
-    key = f"fd[{net_name}]"
-    n_real = min(5000, 10 * max(n, 2))
-
-    def stats(x: torch.Tensor) -> Any:
-        return stats_of_images(iter(x.split(64)), feats, len(x), progress=False)
-
-    real = stats_of_synthfaces(feats, n_real, resolution, progress=False)
-    floor = stats_of_synthfaces(feats, len(batch), resolution, seed=REAL_SEEDS_B, progress=False)
+    floor = stats_of_synthfaces(fd.feats, len(batch), resolution, seed=REAL_SEEDS_B, progress=False)
     examples["emoji"] = {"input": batch.rgb[0], "target": None}
     for m in built:
         bar.set_postfix_str(f"{m.name} × emoji")
@@ -442,13 +436,13 @@ def _emoji(built: list[EvalMethod], results: dict, examples: dict, resolution: i
             results[m.name]["emoji"] = None
         else:
             out, times = _run_timed(m, batch, resolution, dev)
-            results[m.name]["emoji"] = {key: frechet_distance(stats(out.clamp(-1, 1)), real),
-                                        "expression": expression_agreement(_predict_all(net, out, dev), batch.names),
+            results[m.name]["emoji"] = {fd.key: fd(out),
+                                        "expression": expression_agreement(_predict(net, out), batch.names),
                                         "ms_per_image_fp32": 1000 * statistics.median(times)}
             examples["emoji"][m.name] = out[0]
         bar.update()
-    return {"metric": feats.name, "n_emoji": len(batch), "n_real": n_real, "real_seeds": REAL_SEEDS_A,
-            "untranslated": frechet_distance(stats(batch.rgb), real),
-            "expression_untranslated": expression_agreement(_predict_all(net, batch.rgb, dev), batch.names),
-            "floor": frechet_distance(floor, real),
+    return {"metric": fd.feats.name, "n_emoji": len(batch), "n_real": fd.n_real, "real_seeds": REAL_SEEDS_A,
+            "untranslated": fd(batch.rgb),
+            "expression_untranslated": expression_agreement(_predict(net, batch.rgb), batch.names),
+            "floor": frechet_distance(floor, fd.real),
             "floor_note": f"{len(batch)} other rendered synthfaces (seeds from {REAL_SEEDS_B:,})"}

@@ -55,8 +55,8 @@ from stylebridge.core.imageio import (
 from stylebridge.data.paired import input_kind, load_input
 from stylebridge.pipelines.base import InputSpec, Pipeline
 
-__all__ = ["FolderReport", "Outputs", "input_preview", "list_inputs", "load_for_spec", "load_pair_for_spec",
-           "match_second_images", "run_folder"]
+__all__ = ["FolderReport", "Outputs", "check_alignable", "input_preview", "list_inputs", "load_for_spec",
+           "load_pair_for_spec", "match_second_images", "run_folder"]
 
 logger = logging.getLogger("stylebridge.pipelines")
 
@@ -127,6 +127,13 @@ def _hue(i: int, n: int) -> tuple[int, int, int]:
 Aligner = Callable[..., Image.Image]  # (image, output_size, path=...) → aligned RGB image; BadImageError if no face
 
 
+def check_alignable(spec: InputSpec, who: str = "this pipeline") -> None:
+    """Raise a one-line ValueError unless ``spec`` takes photos (RGB or grayscale): what face alignment feeds."""
+    if spec.channels not in (1, 3) or spec.kind not in ("rgb", "gray"):
+        raise ValueError(f"{who} takes {spec.kind} inputs; face alignment (--align) applies to photos (RGB or "
+                         "grayscale inputs)")
+
+
 def load_for_spec(path: str | os.PathLike, spec: InputSpec, align: Aligner | None = None) -> torch.Tensor:
     """One input file as ``spec`` wants it: [channels, size, size] in [-1, 1] (label maps one-hot in {0, 1}).
 
@@ -140,8 +147,7 @@ def load_for_spec(path: str | os.PathLike, spec: InputSpec, align: Aligner | Non
     if spec.kind == "rgb-pair":
         raise ValueError("a two-image (rgb-pair) input needs two files: use load_pair_for_spec")
     if align is not None:
-        if spec.channels not in (1, 3) or spec.kind not in ("rgb", "gray"):
-            raise ValueError(f"face alignment applies to photos (RGB or grayscale inputs), not {spec.kind} inputs")
+        check_alignable(spec)
         img = align(load_image(path), spec.size, path=path)
         if spec.channels == 1:  # to_tensor always gives RGB: keep one (luma) channel
             return to_tensor(img.convert("L"))[:1]
@@ -276,9 +282,8 @@ def run_folder(pipeline: Pipeline, images: str | os.PathLike, out: str | os.Path
     if spec.kind == "rgb-pair" and images2 is None:
         raise ValueError(f"the {pipeline.name} pipeline takes two images per input (A and B): give the B images' "
                          "folder (--images2), paired with the A images by file name")
-    if align is not None and (spec.channels not in (1, 3) or spec.kind not in ("rgb", "gray")):
-        raise ValueError(f"the {pipeline.name} pipeline takes {spec.kind} inputs; face alignment (--align) applies "
-                         "to photos (RGB or grayscale inputs)")
+    if align is not None:
+        check_alignable(spec, f"the {pipeline.name} pipeline")
     if spec.kind != "rgb-pair" and images2 is not None:
         raise ValueError(f"the {pipeline.name} pipeline takes one image per input; a second image folder "
                          "(--images2) does not apply")
