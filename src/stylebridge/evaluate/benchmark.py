@@ -51,8 +51,7 @@ from tqdm.auto import tqdm
 
 from stylebridge.core.device import autocast, cpu_has_fast_bf16, pick_device
 from stylebridge.core.seeds import HELD_OUT_SEED
-from stylebridge.evaluate.editing import _predict
-from stylebridge.evaluate.encoder import appearance_agreement, attribute_scores
+from stylebridge.evaluate.encoder import appearance_agreement, attribute_scores, predict_attributes
 from stylebridge.evaluate.inputs import (
     INPUT_KINDS,
     INPUT_LABELS,
@@ -337,7 +336,7 @@ def _run(generator: str, methods: Sequence[str | EvalMethod] | None, inputs: Seq
                             f"attributes[{net_name}]_on_targets": sum(tgt_acc.values()) / len(tgt_acc)}
         if fd_faces:
             input_info[kind][f"fd[{net_name}]_untranslated"] = fd(batch.rgb)
-            input_info[kind]["agreement_untranslated"] = appearance_agreement(_predict(net, batch.rgb),
+            input_info[kind]["agreement_untranslated"] = appearance_agreement(predict_attributes(net, batch.rgb),
                                                                               batch.attributes)
         examples[kind] = {"input": batch.rgb[0], "target": batch.target[0]}
         for m in built:
@@ -437,12 +436,12 @@ def _emoji(built: list[EvalMethod], results: dict, examples: dict, resolution: i
         else:
             out, times = _run_timed(m, batch, resolution, dev)
             results[m.name]["emoji"] = {fd.key: fd(out),
-                                        "expression": expression_agreement(_predict(net, out), batch.names),
+                                        "expression": expression_agreement(predict_attributes(net, out), batch.names),
                                         "ms_per_image_fp32": 1000 * statistics.median(times)}
             examples["emoji"][m.name] = out[0]
         bar.update()
     return {"metric": fd.feats.name, "n_emoji": len(batch), "n_real": fd.n_real, "real_seeds": REAL_SEEDS_A,
             "untranslated": fd(batch.rgb),
-            "expression_untranslated": expression_agreement(_predict(net, batch.rgb), batch.names),
+            "expression_untranslated": expression_agreement(predict_attributes(net, batch.rgb), batch.names),
             "floor": frechet_distance(floor, fd.real),
             "floor_note": f"{len(batch)} other rendered synthfaces (seeds from {REAL_SEEDS_B:,})"}

@@ -49,13 +49,13 @@ from stylebridge.evaluate.editing import (
     _ContinuousSuccess,
     _examples_grid,
     _pairwise,
-    _predict,
     _render,
     _render_faces,
     _task_for,
     _trusted,
     _unchanged,
 )
+from stylebridge.evaluate.encoder import predict_attributes
 from stylebridge.evaluate.inputs import make_inputs
 from stylebridge.formats.loading import load, resolve_path
 from stylebridge.invert.base import Inverter
@@ -202,7 +202,7 @@ def run_distillation_evaluation(models: Sequence[str | os.PathLike | DistilledEd
     images = _render_faces(attrs, res)
     # what the methods are given: the faces, or the same faces drawn as photos (the truth stays the clean render)
     inputs = images if look == "clean" else make_inputs("photo", seeds, res).rgb
-    pred_x = _predict(net, images)
+    pred_x = predict_attributes(net, images)
     trusted = _trusted(pred_x, attrs)
 
     # which faces each model edits: one-way models the faces on the negative side, toggles every applicable face
@@ -236,7 +236,7 @@ def run_distillation_evaluation(models: Sequence[str | os.PathLike | DistilledEd
         recon = _render(inv, w_all[needed].to(dev))
         full = images.clone()
         full[needed] = recon
-        inversions[name] = (inv, w_all, _predict(net, full), seconds / len(needed))
+        inversions[name] = (inv, w_all, predict_attributes(net, full), seconds / len(needed))
         report["inverters"][name] = {"s_per_image": seconds / len(needed), "settings": inv.metadata(),
                                      "recon_mse": float((recon - images[needed]).square().mean())}
 
@@ -257,7 +257,7 @@ def run_distillation_evaluation(models: Sequence[str | os.PathLike | DistilledEd
         model = e.model.to(dev).eval()
         outputs["distilled"], t = _forward(model, x, batch, dev)
         seconds["distilled"] = t / len(idx)
-        preds["distilled"] = _predict(net, outputs["distilled"])
+        preds["distilled"] = predict_attributes(net, outputs["distilled"])
         keeps["distilled"] = _unchanged({k: v[idx] for k, v in pred_x.items()}, preds["distilled"], others)
         for name, (inv, w_all, pred_recon, s_inv) in inversions.items():
             pred_r = {k: v[idx] for k, v in pred_recon.items()}
@@ -269,7 +269,7 @@ def run_distillation_evaluation(models: Sequence[str | os.PathLike | DistilledEd
             t0 = time.perf_counter()
             outputs[name] = _render(inv, d.apply(w_all[idx].to(dev), strength.to(dev)), batch=batch)
             seconds[name] = s_inv + (time.perf_counter() - t0) / len(idx)
-            preds[name] = _predict(net, outputs[name])
+            preds[name] = predict_attributes(net, outputs[name])
             keeps[name] = _unchanged(pred_r, preds[name], others)
 
         if task.categorical:
@@ -289,7 +289,7 @@ def run_distillation_evaluation(models: Sequence[str | os.PathLike | DistilledEd
         gt_attrs = {k: v[idx] for k, v in attrs.items()}
         gt_attrs[a] = target_vals.to(attrs[a].dtype)
         gt = _render_faces(gt_attrs, res)
-        pred_gt = _predict(net, gt)
+        pred_gt = predict_attributes(net, gt)
 
         ref_stats = None
         if fd_reference:  # other held-out faces with the same edit: what "a face with the attribute" looks like

@@ -45,6 +45,7 @@ from stylebridge.core.atomic import atomic_write, atomic_write_text
 from stylebridge.core.device import pick_device
 from stylebridge.core.seeds import HELD_OUT_SEED
 from stylebridge.data import synthfaces as sf
+from stylebridge.evaluate.encoder import predict_attributes
 from stylebridge.invert.base import Inverter, resolve_inverter
 from stylebridge.invert.delta import GeneratorDelta
 from stylebridge.invert.editing import resolve_direction
@@ -118,16 +119,6 @@ def _task_for(direction: Direction) -> EditTask:
         raise ValueError(f"direction {direction.name!r}: its attribute {direction.config.attribute!r} has no "
                          f"ground-truth edit (known: {', '.join(EDIT_TASKS)}); find it with --attribute")
     return EDIT_TASKS[base]
-
-
-@torch.no_grad()
-def _predict(judge: DomainNetwork, images: torch.Tensor, batch: int = 250) -> dict[str, torch.Tensor]:
-    out: dict[str, list[torch.Tensor]] = {}
-    dev = next(judge.parameters()).device
-    for s in range(0, len(images), batch):
-        for k, v in judge.predict(images[s : s + batch].to(dev)).items():
-            out.setdefault(k, []).append(v.cpu())
-    return {k: torch.cat(v) for k, v in out.items()}
 
 
 @torch.no_grad()
@@ -267,7 +258,7 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
     seeds = list(range(seed, seed + n))
     attrs = sf.sample_attributes(seeds)
     images = _render_faces(attrs, res)
-    pred_x = _predict(net, images)
+    pred_x = predict_attributes(net, images)
     trusted = _trusted(pred_x, attrs)
 
     report: dict[str, Any] = {
@@ -303,7 +294,7 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
             raise ValueError(f"{name}: renders {recon.shape[-1]} px but the faces are {images.shape[-1]} px")
         tuned = GeneratorDelta.cat(deltas) if deltas else None
         inversions[name] = (inv, w_plus, recon, tuned)
-        pred_recon[name] = _predict(net, recon)
+        pred_recon[name] = predict_attributes(net, recon)
         report["inverters"][name] = {
             "recon_mse": float((recon - images).square().mean()),
             "recon_dist": float(_pairwise(net.distance, recon.to(dev), images.to(dev)).mean()),
@@ -339,7 +330,7 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
             edited = _render(inv, d.apply(w_plus[idx].to(dev), strength.to(dev)),
                              tuned.select(idx) if tuned is not None else None)
             edits[name] = edited
-            preds[name] = _predict(net, edited)
+            preds[name] = predict_attributes(net, edited)
             keep = _unchanged(pred_r, preds[name], others)
             rows[name] = {"keep": keep, "strength": strength}
 
@@ -360,7 +351,7 @@ def run_editing_evaluation(inverters: Sequence[str | Inverter], directions: Sequ
         gt_attrs[a] = target_vals.to(sub[a].dtype)
         gt = _render_faces(gt_attrs, res)
         x = images[idx]
-        pred_gt = _predict(net, gt)
+        pred_gt = predict_attributes(net, gt)
         pred_xi = {k: v[idx] for k, v in pred_x.items()}
 
         # success = the judge's reading on the requested side: categories as planned (any "on" category when the

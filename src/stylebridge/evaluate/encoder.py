@@ -33,6 +33,7 @@ from stylebridge.models.domain import DomainNetwork
 from stylebridge.models.encoder_base import StyleEncoderModel
 
 __all__ = ["AGREEMENT", "appearance_agreement", "attribute_scores", "evaluate_encoder", "latent_statistics",
+           "predict_attributes",
            "report_markdown", "time_encoder"]
 
 
@@ -45,6 +46,18 @@ def attribute_scores(pred: dict[str, torch.Tensor], truth: dict[str, torch.Tenso
         hit = (p == t) if a.is_categorical else ((p - t).abs() < 0.1)
         out[a.name] = float(hit.float().mean())
     return out
+
+
+@torch.no_grad()
+def predict_attributes(judge: DomainNetwork, images: torch.Tensor, batch: int = 250) -> dict[str, torch.Tensor]:
+    """``judge.predict`` over ``images`` [N, 3, R, R] in chunks of ``batch`` on the judge's device → per attribute
+    [N] on the CPU (continuous values in [0, 1], category indices)."""
+    out: dict[str, list[torch.Tensor]] = {}
+    dev = next(judge.parameters()).device
+    for s in range(0, len(images), batch):
+        for k, v in judge.predict(images[s : s + batch].to(dev)).items():
+            out.setdefault(k, []).append(v.cpu())
+    return {k: torch.cat(v) for k, v in out.items()}
 
 
 AGREEMENT = ("hair_color", "hair_style", "glasses", "beard", "skin_tone")

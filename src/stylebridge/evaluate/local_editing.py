@@ -43,7 +43,8 @@ from stylebridge.core.device import pick_device
 from stylebridge.core.seeds import HELD_OUT_SEED
 from stylebridge.data import synthfaces as sf
 from stylebridge.edit.stylemap import region_mask
-from stylebridge.evaluate.editing import _pairwise, _predict
+from stylebridge.evaluate.editing import _pairwise
+from stylebridge.evaluate.encoder import predict_attributes
 from stylebridge.invert.base import Inverter, make_inverter
 from stylebridge.models.domain import DomainNetwork
 from stylebridge.models.stylemapgan import StyleMapGAN
@@ -221,7 +222,7 @@ def run_local_editing_evaluation(model: str | os.PathLike | StyleMapGAN = "synth
     def scores(name: str, task: RegionTask, edit: torch.Tensor, gt: torch.Tensor, inside: torch.Tensor,
                src: dict, ref: dict, recon: torch.Tensor | None, xa: torch.Tensor) -> dict[str, float]:
         e, g = edit.to(dev), gt.to(dev)
-        pred = _predict(net, e)
+        pred = predict_attributes(net, e)
         row = {"mse_in": float(_masked_mse(edit, gt, inside).nanmean()),
                "mse_out": float(_masked_mse(edit, gt, ~inside).mean()),
                "mse_gt": float((edit - gt).square().mean()),
