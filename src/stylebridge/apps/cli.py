@@ -293,6 +293,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_studio(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        raise ImportError(f"the studio needs {e.name} (pip install 'stylebridge[studio]')") from None
+    from stylebridge.apps.studio.engine import Studio
+    from stylebridge.apps.studio.server import Limits, serve
+
+    if args.port < 0 or args.port > 65535:
+        raise ValueError(f"--port must be in [0, 65535], got {args.port}")
+    if args.max_upload_mb <= 0 or args.max_upload_megapixels <= 0:
+        raise ValueError("--max-upload-mb and --max-upload-megapixels must be positive")
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("stylebridge").warning(
+            "studio: listening on %s — anyone who can reach this machine can use the page", args.host)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print("studio: loading models …", flush=True)
+    studio = Studio(args.model or None, precision=args.precision)
+    studio.warm_up()
+    serve(studio, host=args.host, port=args.port,
+          limits=Limits(int(args.max_upload_mb * 1e6), int(args.max_upload_megapixels * 1e6)))
+    return 0
+
+
 def _cmd_data_synthfaces(args: argparse.Namespace) -> int:
     from stylebridge.data.export import export_synthfaces
 
@@ -613,7 +639,8 @@ def _cmd_train_domain(args: argparse.Namespace) -> int:
     from stylebridge.core.atomic import atomic_write_text
     from stylebridge.train.domain_net import evaluate_domain_network, load_domain_config, train_domain_network
 
-    torch.set_num_threads(args.threads) if args.threads else None
+    if args.threads:
+        torch.set_num_threads(args.threads)
     flags = {"optim.steps": args.steps, "optim.batch": args.batch, "data.resolution": args.resolution,
              "optim.seed": args.seed, "model.head_spatial": args.head_spatial, "loss.blur_prob": args.blur_prob,
              "optim.lr": args.lr}
@@ -1200,6 +1227,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="auto")
     d.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     d.set_defaults(func=_cmd_demo)
+
+    st = sub.add_parser("studio", help="the web studio: generate, translate (draw), edit, local edit, compare — "
+                                       "one page on 127.0.0.1, offline")
+    st.add_argument("--model", nargs="+", default=None, metavar="NAME_OR_PATH",
+                    help="models to load (any the CLI loads; default: every shipped model)")
+    st.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    st.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    st.add_argument("--max-upload-mb", type=float, default=8.0, help="largest upload accepted (default 8 MB)")
+    st.add_argument("--max-upload-megapixels", type=float, default=16.8,
+                    help="largest decoded upload, checked before decoding (default 16.8 MP, 4096 × 4096)")
+    st.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                    help="autocast around model calls (default fp32: at 64 px bf16 gains nothing)")
+    st.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    st.set_defaults(func=_cmd_studio)
     return p
 
 
