@@ -18,6 +18,7 @@ slow each other down, and the lock keeps one session's tensors out of another's 
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import threading
 import time
@@ -290,19 +291,11 @@ class Studio:
 
     def example(self, kind: str, seed: int, size: int | None = None) -> torch.Tensor:
         """A synthfaces rendering to start from: "face", "sketch" or "photo" (the photo look) → [3, R, R]."""
-        from stylebridge.data import synthfaces as sf
-
-        res = size or self.generator.resolution
         if kind not in ("face", "sketch", "photo"):
             raise StudioError(f"unknown example kind {kind!r} (face, sketch, photo)")
         if not 0 <= seed < 2**31:
             raise StudioError(f"example seed must be in [0, 2^31), got {seed}")
-        r = sf.render_seeds([seed], res, outputs=("image", "seg", "sketch"))
-        if kind == "sketch":
-            return r["sketch"][0].expand(3, -1, -1).clone()
-        if kind == "photo":
-            return sf.photo_look(r["image"], r["seg"], r["attrs"], seed=seed)[0]
-        return r["image"][0]
+        return _example(kind, seed, size or self.generator.resolution).clone()
 
     # ---------------------------------------------------------------------------------------------- actions
     def _autocast(self) -> Any:
@@ -512,6 +505,19 @@ class Studio:
         if name not in self.inverters:
             raise StudioError(f"unknown inverter {name!r} (available: {', '.join(self.info()['inverters'])})")
         return self.inverters[name]
+
+
+@functools.lru_cache(maxsize=256)
+def _example(kind: str, seed: int, res: int) -> torch.Tensor:
+    # Cached: the Local edit tab sends its two example faces with every brush stroke.
+    from stylebridge.data import synthfaces as sf
+
+    r = sf.render_seeds([seed], res, outputs=("image", "seg", "sketch"))
+    if kind == "sketch":
+        return r["sketch"][0].expand(3, -1, -1).clone()
+    if kind == "photo":
+        return sf.photo_look(r["image"], r["seg"], r["attrs"], seed=seed)[0]
+    return r["image"][0]
 
 
 def _layers_text(rows: Iterable[int] | None, num_ws: int) -> str:
