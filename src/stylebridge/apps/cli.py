@@ -299,7 +299,7 @@ def _cmd_studio(args: argparse.Namespace) -> int:
         import uvicorn  # noqa: F401
     except ImportError as e:
         raise ImportError(f"the studio needs {e.name} (pip install 'stylebridge[studio]')") from None
-    from stylebridge.apps.studio.engine import Studio
+    from stylebridge.apps.studio.engine import Studio, model_thread
     from stylebridge.apps.studio.server import Limits, serve
 
     if args.port < 0 or args.port > 65535:
@@ -309,11 +309,16 @@ def _cmd_studio(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger("stylebridge").warning(
             "studio: listening on %s — anyone who can reach this machine can use the page", args.host)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     print("studio: loading models …", flush=True)
-    studio = Studio(args.model or None, precision=args.precision)
-    studio.warm_up()
+
+    def load() -> Studio:  # on the model thread, where every later model call runs (model_thread says why)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        studio = Studio(args.model or None, precision=args.precision)
+        studio.warm_up()
+        return studio
+
+    studio = model_thread().submit(load).result()
     serve(studio, host=args.host, port=args.port,
           limits=Limits(int(args.max_upload_mb * 1e6), int(args.max_upload_megapixels * 1e6)))
     return 0

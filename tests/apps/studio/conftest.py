@@ -12,7 +12,16 @@ pytest.importorskip("fastapi", reason="the studio needs fastapi (pip install 'st
 pytest.importorskip("uvicorn", reason="the studio needs uvicorn (pip install 'stylebridge[studio]')")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package", autouse=True)
+def _stop_model_thread():
+    """The studio's model thread slows torch on the test runner's thread while it lives: stop it after these tests."""
+    from stylebridge.apps.studio.engine import shutdown_model_thread
+
+    yield
+    shutdown_model_thread()
+
+
+@pytest.fixture(scope="package")
 def studio():
     from stylebridge.apps.studio.engine import Studio
 
@@ -48,7 +57,7 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live_server(studio, tmp_path_factory):
     from stylebridge.apps.studio.server import Limits, create_app
 
@@ -58,7 +67,7 @@ def live_server(studio, tmp_path_factory):
     assert not Path(app.state.upload_dir).exists(), "the upload folder outlived the server"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def face_png(tmp_path_factory, studio) -> Path:
     """A rendered face saved as a 256-px PNG (what a user uploads)."""
     from stylebridge.core.imageio import to_pil

@@ -13,6 +13,7 @@ once; the decoded picture lives in the uploading session only. The folder is rem
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -33,9 +34,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
-from starlette.concurrency import run_in_threadpool
 
-from stylebridge.apps.studio.engine import Session, Studio, StudioError
+from stylebridge.apps.studio.engine import Session, Studio, StudioError, model_thread
 from stylebridge.core.errors import BadImageError
 from stylebridge.core.imageio import center_crop_resize, load_image, to_pil
 
@@ -121,6 +121,12 @@ def create_app(studio: Studio, limits: Limits = Limits(), upload_dir: str | os.P
     folder = Path(tempfile.mkdtemp(prefix="stylebridge-studio-")) if own_dir else Path(upload_dir)
     folder.mkdir(parents=True, exist_ok=True)
     uploads = _Uploads(limits, folder)
+    # Every model call runs on the studio's one model thread (see `model_thread`: two threads running torch slow
+    # each other down on 2 cores), which also serialises them.
+    worker = model_thread()
+
+    async def run_in_worker(fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(worker, fn, *args)
 
     @asynccontextmanager
     async def lifespan(app: Any):
@@ -180,7 +186,7 @@ def create_app(studio: Studio, limits: Limits = Limits(), upload_dir: str | os.P
             data = await json_body(request)
             session = session_of(request)
             start = time.perf_counter()
-            out = await run_in_threadpool(fn, data, session)
+            out = await run_in_worker(fn, data, session)
             out["ms"] = round((time.perf_counter() - start) * 1e3, 2)
             return JSONResponse(out, headers={"Cache-Control": "no-store"})
         except RefusedError as e:
@@ -223,7 +229,7 @@ def create_app(studio: Studio, limits: Limits = Limits(), upload_dir: str | os.P
                 return {"picture": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"),
                         "width": img.width, "height": img.height, "aligned": align}
 
-            out = await run_in_threadpool(work)
+            out = await run_in_worker(work)
             out["ms"] = round((time.perf_counter() - start) * 1e3, 2)
             return JSONResponse(out)
         except RefusedError as e:

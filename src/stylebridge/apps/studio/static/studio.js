@@ -139,7 +139,9 @@ function initGenerate(info) {
     const j = await call("generate", body);
     strip($("gen-out"), j.images);
     strip($("gen-mixed"), j.mixed || []);
-    $("gen-mix-label").textContent = j.mixed ? `mixed (layers ≥ ${body.crossover} from seed ${body.mix_seed})` : "";
+    $("gen-label").textContent = `seeds ${body.seeds}`;
+    $("gen-mix-label").textContent = j.mixed ? `mixed: rows ≥ ${body.crossover} from seed ${body.mix_seed} →` : "";
+    if (j.mix_source) { const i = new Image(); i.src = j.mix_source[0]; i.className = "thumb"; $("gen-mix-label").append(i); }
     studio.updates += 1;
     $("gen-out").dataset.version = String((+$("gen-out").dataset.version || 0) + 1);
     $("gen-ms").textContent = `${j.ms.toFixed(1)} ms on the server`;
