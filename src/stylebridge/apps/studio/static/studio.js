@@ -108,7 +108,7 @@ function drawable(canvas, brush, onStroke) {
     return [(e.clientX - r.left) * canvas.width / r.width, (e.clientY - r.top) * canvas.height / r.height];
   };
   canvas.addEventListener("pointerdown", (e) => {
-    canvas.setPointerCapture(e.pointerId);
+    try { canvas.setPointerCapture(e.pointerId); } catch { /* synthetic events have no pointer to capture */ }
     last = pos(e);
     const b = brush();
     ctx.fillStyle = b.color;
@@ -327,7 +327,10 @@ function initLocal(info) {
     if (last) { mctx.moveTo(last[0], last[1]); mctx.lineTo(p[0], p[1]); mctx.stroke(); } else { mctx.arc(p[0], p[1], mctx.lineWidth / 2, 0, Math.PI * 2); mctx.fill(); }
     last = p; refreshTint(); redraw(); run();
   };
-  canvas.addEventListener("pointerdown", (e) => { canvas.setPointerCapture(e.pointerId); last = null; paint(pos(e)); });
+  canvas.addEventListener("pointerdown", (e) => {
+    try { canvas.setPointerCapture(e.pointerId); } catch { /* synthetic events have no pointer to capture */ }
+    last = null; paint(pos(e));
+  });
   canvas.addEventListener("pointermove", (e) => { if (last) paint(pos(e)); });
   const end = () => { if (last) { last = null; run(); } };
   canvas.addEventListener("pointerup", end);
