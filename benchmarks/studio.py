@@ -24,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -51,12 +52,14 @@ def start_server(threads: int) -> tuple[subprocess.Popen, str]:
     cmd = [sys.executable, "-m", "stylebridge", "studio", "--port", str(port)]
     if threads:
         cmd += ["--threads", str(threads)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tempfile.NamedTemporaryFile("w+", prefix="studio-bench-", suffix=".log", delete=False)
+    # A file, not a pipe: a pipe nobody reads fills up and blocks the server if it logs a lot.
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"stylebridge studio exited: {proc.stdout.read()}")
+            raise RuntimeError(f"stylebridge studio exited: {Path(log.name).read_text()}")
         try:
             if httpx.get(url + "/", timeout=1).status_code == 200:
                 return proc, url

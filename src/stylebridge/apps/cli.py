@@ -299,13 +299,18 @@ def _cmd_studio(args: argparse.Namespace) -> int:
         import uvicorn  # noqa: F401
     except ImportError as e:
         raise ImportError(f"the studio needs {e.name} (pip install 'stylebridge[studio]')") from None
+    import math
+
     from stylebridge.apps.studio.engine import Studio, model_thread
     from stylebridge.apps.studio.server import Limits, serve
 
-    if args.port < 0 or args.port > 65535:
-        raise ValueError(f"--port must be in [0, 65535], got {args.port}")
-    if args.max_upload_mb <= 0 or args.max_upload_megapixels <= 0:
-        raise ValueError("--max-upload-mb and --max-upload-megapixels must be positive")
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port must be in [1, 65535], got {args.port}")
+    if not (math.isfinite(args.max_upload_mb) and math.isfinite(args.max_upload_megapixels)
+            and args.max_upload_mb >= 0.01 and args.max_upload_megapixels >= 0.01):
+        raise ValueError("--max-upload-mb and --max-upload-megapixels must be finite numbers >= 0.01")
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0: torch's choice), got {args.threads}")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger("stylebridge").warning(
             "studio: listening on %s — anyone who can reach this machine can use the page", args.host)

@@ -35,7 +35,11 @@ def parse_layers(spec: str | Sequence[int] | None, num_ws: int | None = None) ->
             lo, sep, hi = part.strip().partition("-")
             if not lo.isdigit() or (sep and not hi.isdigit()) or (sep and int(hi) < int(lo)):
                 raise ValueError(f"invalid layer range {spec!r} (use 'all', 'a-b' or 'a,b,c'; rows are >= 0)")
-            rows.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+            top = int(hi) if sep else int(lo)
+            if num_ws is not None and top >= num_ws:  # before building the rows: "0-1000000000" is one line of text
+                raise ValueError(f"layer range {spec!r} goes beyond the generator's {num_ws} W+ rows "
+                                 f"(0-{num_ws - 1})")
+            rows.extend(range(int(lo), top + 1))
     else:
         rows = [int(r) for r in spec]
     if not rows:

@@ -72,9 +72,12 @@ def test_studio_command_serves_the_page_on_localhost_only():
 
 def test_studio_command_refuses_bad_arguments(capsys):
     assert main(["studio", "--port", "70000"]) == 2
-    assert "--port must be in [0, 65535]" in capsys.readouterr().err
+    assert "--port must be in [1, 65535]" in capsys.readouterr().err
     assert main(["studio", "--max-upload-mb", "0"]) == 2
-    assert "must be positive" in capsys.readouterr().err
+    assert "must be finite numbers >= 0.01" in capsys.readouterr().err
+    assert main(["studio", "--max-upload-mb", "inf"]) == 2
+    assert main(["studio", "--threads", "-1"]) == 2
+    assert "--threads must be >= 0" in capsys.readouterr().err
     assert main(["studio", "--model", "no-such-model-anywhere"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no-such-model-anywhere" in err[0]

@@ -96,6 +96,7 @@ class Session:
     pictures: dict[str, Image.Image] = field(default_factory=dict)
     inversion: Inversion | None = None
     inverter: str = ""
+    renderer: Inverter | None = None  # the inverter that made ``inversion`` (renders its edits)
     edited: torch.Tensor | None = None  # the last edit's W+ [1, num_ws, w_dim]
     edit_settings: dict[str, Any] = field(default_factory=dict)
     used: float = field(default_factory=time.monotonic)
@@ -198,6 +199,9 @@ class Studio:
     # ---------------------------------------------------------------------------------------------- loading
     def _add(self, name: str, model: torch.nn.Module) -> None:
         label = Path(name).name or name
+        taken = {*self.generators, *self.translators, *self.directions, *self.stylemaps}
+        if label in taken:
+            raise StudioError(f"{name}: two models named {label!r} (give them folders with different names)")
         if isinstance(model, StyleGAN2Generator):
             self._add_generator(label, model)
             return
@@ -341,13 +345,15 @@ class Studio:
             raise StudioError("give 1 to 16 seeds in [0, 2^32)")
         if not 0.0 <= truncation_psi <= 2.0:
             raise StudioError(f"truncation must be in [0, 2], got {truncation_psi:g}")
+        c = G.num_ws // 2 if crossover is None else int(crossover)
+        if mix_seed is not None and not 0 <= c <= G.num_ws:
+            raise StudioError(f"crossover must be in [0, {G.num_ws}], got {c}")
+        if mix_seed is not None and not 0 <= int(mix_seed) < 2**32:
+            raise StudioError(f"the mixing seed must be in [0, 2^32), got {mix_seed}")
         with self.lock, torch.inference_mode(), self._autocast():
             w = G.map(seed_to_z(seeds, G.z_dim), truncation_psi)
             out = {"images": G.synthesize(w, noise_mode="const").float()}
             if mix_seed is not None:
-                c = G.num_ws // 2 if crossover is None else int(crossover)
-                if not 0 <= c <= G.num_ws:
-                    raise StudioError(f"crossover must be in [0, {G.num_ws}], got {c}")
                 w2 = G.map(seed_to_z([int(mix_seed)], G.z_dim), truncation_psi)
                 out["mixed"] = G.synthesize(G.mix(w, w2.expand(len(seeds), -1), c), noise_mode="const").float()
                 out["mix_source"] = G.synthesize(w2, noise_mode="const").float()
@@ -357,13 +363,18 @@ class Studio:
                   walk: bool = False, frames: int = 16, truncation_psi: float = 0.7, colors: str = "style",
                   align: bool = False) -> dict[str, torch.Tensor]:
         """One picture through a translator → ``image`` [1, 3, R, R], ``input`` (what the model saw), and
-        ``samples`` [K, 3, R, R] (multi-modal: K style seeds from ``seed`` on) or ``frames`` [F, 3, R, R] (a walk
-        from style seed ``seed`` to ``seed + 1`` and back, actmap)."""
+        ``samples`` [K, 3, R, R] (multi-modal: K more styles — actmap: style seeds ``seed + 1 … seed + K`` beside
+        the main picture's ``seed``, 0 meaning the mean style; encoders: the sample seed ``seed``) or ``frames``
+        [F, 3, R, R] (a walk from style seed ``seed`` to ``seed + 1`` and back, actmap, looping)."""
         t = self._translator(name)
         if not 0 <= samples <= 8:
             raise StudioError(f"samples must be in [0, 8], got {samples}")
         if not 2 <= frames <= 48:
             raise StudioError(f"frames must be in [2, 48], got {frames}")
+        if not 0 <= seed < 2**31 - 64:
+            raise StudioError(f"the style seed must be in [0, 2^31), got {seed}")
+        if not 0.0 <= truncation_psi <= 2.0:
+            raise StudioError(f"truncation must be in [0, 2], got {truncation_psi:g}")
         if walk and not t.walk:
             raise StudioError(f"{name} has no latent walk (the activation-map translator has)")
         if samples and not t.multimodal:
@@ -376,8 +387,9 @@ class Studio:
                 opts["seed"] = seed if seed else None  # seed 0: the mean w (the translator's default look)
         with self.lock, torch.inference_mode(), self._autocast():
             if walk:
-                res = t.pipeline(x, walk=[seed, seed + 1, seed], frames=frames, **opts)
-                return {"image": res.images, "input": x, "frames": res.extras["frames"][0]}
+                # There and back, the last frame (= the first) dropped so the animation loops without a stutter.
+                res = t.pipeline(x, walk=[seed, seed + 1, seed], frames=frames + 1, **opts)
+                return {"image": res.images, "input": x, "frames": res.extras["frames"][0, :-1]}
             if t.family == "actmap" and samples:
                 main = t.pipeline(x, **opts).images  # the style seed's (or the mean style's) picture, as without
                 opts.pop("seed")
@@ -394,12 +406,12 @@ class Studio:
     def invert(self, session: Session, inverter: str, picture: Image.Image | torch.Tensor, *, steps: int = 100,
                align: bool = False) -> dict[str, torch.Tensor]:
         """Invert a picture into the generator's W+ and keep it in ``session`` → ``input``, ``reconstruction``."""
-        inv = self._inverter(inverter, steps)
-        x = self.picture_tensor(picture, 3, inv.input_size, align=align)
-        with self.lock:
+        with self.lock:  # held from the start: the shared optimisation inverter's steps are set here
+            inv = self._inverter(inverter, steps)
+            x = self.picture_tensor(picture, 3, inv.input_size, align=align)
             with self._autocast() if inverter != "optimize" else contextlib.nullcontext():
                 result = inv.invert(x)
-            session.inversion, session.inverter, session.edited = result, inverter, None
+            session.inversion, session.inverter, session.renderer, session.edited = result, inverter, inv, None
             session.edit_settings = {}
             # "Before" is rendered exactly as the edits are (the encoders' own decode can differ in the last bit),
             # so before and after differ by the edit alone.
@@ -411,10 +423,10 @@ class Studio:
              layers: Mapping[str, str] | None = None) -> dict[str, torch.Tensor]:
         """A slider move: the session's inversion moved by ``strength`` along each direction (on its own layer range,
         or ``layers[name]`` as "a-b" / "a,b" / "all") and rendered → ``image`` [1, 3, R, R]."""
-        inv = session.inversion
-        if inv is None:
+        inv, renderer = session.inversion, session.renderer
+        if inv is None or renderer is None:
             raise StudioError("invert a picture first (Edit tab: upload, then Invert)")
-        G = self._inverter(session.inverter).generator
+        G = renderer.generator
         w = inv.w_plus[:1].float()
         rows_used: dict[str, list[int]] = {}
         for name, s in strengths.items():
@@ -422,6 +434,10 @@ class Studio:
             if d is None:
                 raise StudioError(f"unknown direction {name!r} (known: {', '.join(self.directions)})")
             spec = (layers or {}).get(name) or None
+            if not -100.0 <= float(s) <= 100.0:
+                raise StudioError(f"{name}: strength must be in [-100, 100], got {float(s):g}")
+            if spec is not None and len(spec) > 200:
+                raise StudioError(f"{name}: the layer range is too long")
             try:
                 rows = parse_layers(spec, G.num_ws) if spec else d.config.layers
             except ValueError as e:
@@ -430,7 +446,7 @@ class Studio:
                 w = d.apply(w, float(s), rows)
             rows_used[name] = list(rows) if rows is not None else list(range(G.num_ws))
         with self.lock, torch.inference_mode():
-            image = self._inverter(session.inverter).render(w, **inv.render_options([0]))
+            image = renderer.render(w, **inv.render_options([0]))
         session.edited = w
         session.edit_settings = {"strengths": dict(strengths), "layers": rows_used}
         return {"image": image}
@@ -459,6 +475,12 @@ class Studio:
         part = torch.zeros(R, R)
         if mask is not None:
             part = torch.nn.functional.interpolate(mask.float()[None, None], size=(R, R), mode="area")[0, 0]
+        from stylebridge.data.synthfaces import SEG_LABELS
+
+        regions = sorted({str(r) for r in regions})
+        unknown = [r for r in regions if r not in SEG_LABELS or r == "background"]
+        if unknown:
+            raise StudioError(f"unknown region(s) {', '.join(unknown[:5])} (regions: {', '.join(SEG_LABELS[1:])})")
         if regions:
             try:
                 part = torch.maximum(part, (region_mask(list(regions), R) + 1) / 2)
@@ -527,15 +549,16 @@ class Studio:
             lo, hi = OPTIMIZE_STEPS
             if not lo <= steps <= hi:
                 raise StudioError(f"optimisation steps must be in [{lo}, {hi}], got {steps}")
-            if self.optimize is None or getattr(self.optimize, "steps", None) != steps:
+            if self.optimize is None:
                 self.optimize = make_inverter("optimize", generator=self.generator, steps=steps, progress=False)
+            self.optimize.steps = steps  # read by each invert(); one inverter keeps its loaded perceptual network
             return self.optimize
         if name not in self.inverters:
             raise StudioError(f"unknown inverter {name!r} (available: {', '.join(self.info()['inverters'])})")
         return self.inverters[name]
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)
 def _example(kind: str, seed: int, res: int) -> torch.Tensor:
     # Cached: the Local edit tab sends its two example faces with every brush stroke.
     from stylebridge.data import synthfaces as sf

@@ -6,9 +6,12 @@ around a millisecond beside the model's few milliseconds; gradio's queue and eve
 milliseconds per update, its sketch component changes between versions, and its front end loads fonts from a CDN
 unless configured. Here everything the page needs ships in the package (no CDN, no analytics, works offline).
 
-Every route only parses the request and calls the engine. Uploads are streamed into the server's own temporary
-folder under a byte limit, decoded there (pixel limit checked from the header, before decoding) and deleted at
-once; the decoded picture lives in the uploading session only. The folder is removed when the server stops.
+Every route only parses the request and calls the engine. An upload is read under a byte limit, written to the
+server's own temporary folder under a random name, decoded there (common image formats only; the pixel limit
+checked from the header, before decoding) and deleted at once; the decoded picture lives in the uploading session
+only. The folder is removed when the server stops. At most ``Limits.max_pending`` requests wait at once (the rest
+get 503), and a server bound to the loopback refuses requests for other host names and from other sites' pages
+(DNS rebinding, cross-site form posts).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import base64
 import io
 import json
+import logging
 import os
 import re
 import secrets
@@ -42,8 +46,13 @@ from stylebridge.core.imageio import center_crop_resize, load_image, to_pil
 __all__ = ["Limits", "create_app", "serve"]
 
 STATIC = Path(__file__).parent / "static"
+logger = logging.getLogger("stylebridge.studio")
 SESSION_HEADER = "X-Studio-Session"
-_SLOT = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_SLOT = re.compile(r"[a-z][a-z0-9-]{0,31}")
+# What uploads may be: the formats browsers and cameras write. Pillow's other plugins (EPS through Ghostscript,
+# and a long tail of rare formats) are not exposed to whoever can reach the page.
+UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
 MAX_SLOTS = 8
 
 
@@ -54,6 +63,7 @@ class Limits:
 
     max_bytes: int = 8_000_000
     max_pixels: int = 4096 * 4096
+    max_pending: int = 64  # requests reading or waiting for the model thread at once
 
 
 class RefusedError(Exception):
@@ -94,10 +104,18 @@ class _Uploads:
         path = self.folder / f"{secrets.token_hex(8)}.upload"
         try:
             path.write_bytes(data)
+            try:
+                with Image.open(path, formats=UPLOAD_FORMATS):
+                    pass
+            except Image.DecompressionBombError as e:
+                raise RefusedError(413, f"{what}: too many pixels ({e})") from None
+            except (Image.UnidentifiedImageError, OSError):
+                raise RefusedError(400, f"{what}: not an image (PNG, JPEG, WebP, GIF, BMP or TIFF)") from None
             return load_image(path, max_pixels=self.limits.max_pixels)
         except BadImageError as e:
-            raise RefusedError(400 if "megapixels" not in str(e) else 413,
-                           f"{what}: {str(e).split(': ', 1)[-1]}") from None
+            reason = str(e).split(": ", 1)[-1].splitlines()[0]
+            status = 413 if "megapixels" in reason or "bomb" in reason else 400
+            raise RefusedError(status, f"{what}: {reason}") from None
         finally:
             path.unlink(missing_ok=True)
 
@@ -114,9 +132,11 @@ class _Uploads:
         return self.decode(data, what)
 
 
-def create_app(studio: Studio, limits: Limits = Limits(), upload_dir: str | os.PathLike | None = None) -> FastAPI:
+def create_app(studio: Studio, limits: Limits = Limits(), upload_dir: str | os.PathLike | None = None,
+               allowed_hosts: tuple[str, ...] | None = None) -> FastAPI:
     """The FastAPI app for ``studio``. Uploads go through ``upload_dir`` (default: a fresh temporary folder,
-    removed at shutdown; ``app.state.upload_dir`` says which)."""
+    removed at shutdown; ``app.state.upload_dir`` says which). ``allowed_hosts``: the host names requests may be
+    addressed to (`serve` gives the loopback names when bound to the loopback); None: any."""
     own_dir = upload_dir is None
     folder = Path(tempfile.mkdtemp(prefix="stylebridge-studio-")) if own_dir else Path(upload_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -140,6 +160,23 @@ def create_app(studio: Studio, limits: Limits = Limits(), upload_dir: str | os.P
     app.state.upload_dir = folder
     app.state.studio = studio
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    pending = asyncio.Semaphore(limits.max_pending)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Any]) -> Any:
+        host = request.headers.get("host", "")
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if allowed_hosts is not None and name not in allowed_hosts:
+            return JSONResponse({"error": f"this studio answers only to {', '.join(allowed_hosts)}"}, status_code=403)
+        origin = request.headers.get("origin")
+        if request.method == "POST" and origin and origin.split("://", 1)[-1] != host:
+            return JSONResponse({"error": "requests from other sites' pages are refused"}, status_code=403)
+        if not request.url.path.startswith("/api/"):
+            return await call_next(request)
+        if pending.locked():
+            return JSONResponse({"error": "the studio is busy: try again in a moment"}, status_code=503)
+        async with pending:
+            return await call_next(request)
 
     async def body(request: Request, limit: int) -> bytes:
         declared = request.headers.get("content-length")
@@ -159,6 +196,8 @@ def create_app(studio: Studio, limits: Limits = Limits(), upload_dir: str | os.P
             data = json.loads(raw or b"{}")
         except ValueError:
             raise RefusedError(400, "the request body is not JSON") from None
+        except RecursionError:
+            raise RefusedError(400, "the request body nests too deeply") from None
         if not isinstance(data, dict):
             raise RefusedError(400, "the request body must be a JSON object")
         return data
@@ -189,10 +228,8 @@ def create_app(studio: Studio, limits: Limits = Limits(), upload_dir: str | os.P
             out = await run_in_worker(fn, data, session)
             out["ms"] = round((time.perf_counter() - start) * 1e3, 2)
             return JSONResponse(out, headers={"Cache-Control": "no-store"})
-        except RefusedError as e:
-            return JSONResponse({"error": e.message}, status_code=e.status)
-        except (StudioError, BadImageError, ValueError) as e:
-            return JSONResponse({"error": str(e).splitlines()[0] if str(e) else type(e).__name__}, status_code=400)
+        except Exception as e:  # every failure is one line of JSON the page can show
+            return _error_response(e)
 
     @app.get("/")
     async def index() -> Any:
@@ -207,7 +244,7 @@ def create_app(studio: Studio, limits: Limits = Limits(), upload_dir: str | os.P
     @app.post("/api/upload/{slot}")
     async def upload(slot: str, request: Request) -> Any:
         try:
-            if not _SLOT.match(slot):
+            if not _SLOT.fullmatch(slot):
                 raise RefusedError(400, f"bad upload slot {slot!r}")
             session = session_of(request)
             data = await body(request, limits.max_bytes)
@@ -232,10 +269,8 @@ def create_app(studio: Studio, limits: Limits = Limits(), upload_dir: str | os.P
             out = await run_in_worker(work)
             out["ms"] = round((time.perf_counter() - start) * 1e3, 2)
             return JSONResponse(out)
-        except RefusedError as e:
-            return JSONResponse({"error": e.message}, status_code=e.status)
-        except (StudioError, ValueError) as e:
-            return JSONResponse({"error": str(e)}, status_code=400)
+        except Exception as e:  # every failure is one line of JSON the page can show
+            return _error_response(e)
 
     @app.post("/api/example")
     async def example(request: Request) -> Any:
@@ -250,7 +285,7 @@ def create_app(studio: Studio, limits: Limits = Limits(), upload_dir: str | os.P
         def fn(d: dict[str, Any], s: Session) -> dict[str, Any]:
             mix = d.get("mix_seed")
             out = studio.generate(_seeds(d.get("seeds", [0])), _float(d.get("psi", 0.7), "psi"),
-                                  generator=d.get("generator") or None,
+                                  generator=_str(d.get("generator"), "generator") or None,
                                   mix_seed=None if mix in (None, "") else _int(mix, "mix_seed"),
                                   crossover=None if d.get("crossover") is None else _int(d["crossover"], "crossover"))
             return {k: _urls(v) for k, v in out.items()}
@@ -259,9 +294,9 @@ def create_app(studio: Studio, limits: Limits = Limits(), upload_dir: str | os.P
     @app.post("/api/translate")
     async def translate(request: Request) -> Any:
         def fn(d: dict[str, Any], s: Session) -> dict[str, Any]:
-            out = studio.translate(str(d.get("method", "")), picture(s, d.get("source"), "translate"),
+            out = studio.translate(_str(d.get("method"), "method"), picture(s, d.get("source"), "translate"),
                                    seed=_int(d.get("seed", 0), "seed"), samples=_int(d.get("samples", 0), "samples"),
-                                   walk=bool(d.get("walk")), frames=_int(d.get("frames", 16), "frames"),
+                                   walk=_bool(d.get("walk", False), "walk"), frames=_int(d.get("frames", 16), "frames"),
                                    truncation_psi=_float(d.get("psi", 0.7), "psi"),
                                    colors=str(d.get("colors", "style")))
             return {"image": png_data_url(out["image"]), "input": png_data_url(out["input"]),
@@ -271,7 +306,7 @@ def create_app(studio: Studio, limits: Limits = Limits(), upload_dir: str | os.P
     @app.post("/api/invert")
     async def invert(request: Request) -> Any:
         def fn(d: dict[str, Any], s: Session) -> dict[str, Any]:
-            out = studio.invert(s, str(d.get("inverter", "e4e")), picture(s, d.get("source"), "invert"),
+            out = studio.invert(s, _str(d.get("inverter", "e4e"), "inverter"), picture(s, d.get("source"), "invert"),
                                 steps=_int(d.get("steps", 100), "steps"))
             return {"input": png_data_url(out["input"]), "reconstruction": png_data_url(out["reconstruction"])}
         return await action(request, fn)
@@ -311,9 +346,9 @@ def create_app(studio: Studio, limits: Limits = Limits(), upload_dir: str | os.P
                 mask = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(
                     img.height, img.width).float() / 255
             regions = d.get("regions") or []
-            if not isinstance(regions, list):
-                raise RefusedError(400, "regions must be a list of names")
-            out = studio.local_edit(str(d.get("model", "")), picture(s, d.get("source"), "source"),
+            if not isinstance(regions, list) or len(regions) > 16:
+                raise RefusedError(400, "regions must be a list of at most 16 names")
+            out = studio.local_edit(_str(d.get("model"), "model"), picture(s, d.get("source"), "source"),
                                     picture(s, d.get("reference"), "reference"), mask=mask,
                                     regions=[str(r) for r in regions],
                                     shift=(_int(d.get("dy", 0), "dy"), _int(d.get("dx", 0), "dx")),
@@ -346,10 +381,35 @@ def _int(value: Any, what: str) -> int:
         raise RefusedError(400, f"{what} must be a whole number, got {value!r}") from None
 
 
+def _error_response(e: BaseException) -> Any:
+    if isinstance(e, RefusedError):
+        return JSONResponse({"error": e.message}, status_code=e.status)
+    if isinstance(e, (StudioError, BadImageError, ValueError, TypeError, OverflowError, ImportError, RuntimeError)):
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return JSONResponse({"error": text}, status_code=400)
+    logger.exception("studio: unexpected error")
+    return JSONResponse({"error": f"internal error ({type(e).__name__}); the server log has the details"},
+                        status_code=500)
+
+
+def _str(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > 1000:
+        raise RefusedError(400, f"{what} must be a name (a string)")
+    return value
+
+
+def _bool(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise RefusedError(400, f"{what} must be true or false, got {value!r}")
+    return value
+
+
 def _float(value: Any, what: str) -> float:
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise RefusedError(400, f"{what} must be a number, got {value!r}") from None
     if v != v or v in (float("inf"), float("-inf")):
         raise RefusedError(400, f"{what} must be finite")
@@ -359,7 +419,11 @@ def _float(value: Any, what: str) -> float:
 def _seeds(value: Any) -> list[int]:
     """[1, 2] or "0-3,7" → seeds."""
     if isinstance(value, list):
+        if len(value) > 16:
+            raise RefusedError(400, "give at most 16 seeds")
         return [_int(v, "seed") for v in value]
+    if not isinstance(value, (str, int)) or len(str(value)) > 200:
+        raise RefusedError(400, "seeds must be a list or a text such as 0-3,7")
     out: list[int] = []
     for part in str(value).split(","):
         part = part.strip()
@@ -372,6 +436,8 @@ def _seeds(value: Any) -> list[int]:
             out += list(range(a, b + 1))
         else:
             out.append(_int(part, "seed"))
+        if len(out) > 16:
+            raise RefusedError(400, "give at most 16 seeds")
     return out
 
 
@@ -380,7 +446,8 @@ def serve(studio: Studio, host: str = "127.0.0.1", port: int = 7860, limits: Lim
     """Run the studio until interrupted (Ctrl-C)."""
     import uvicorn
 
-    app = create_app(studio, limits)
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    app = create_app(studio, limits, allowed_hosts=LOOPBACK_NAMES if loopback else None)
     print(f"studio: http://{host}:{port}/  ({len(studio.translators)} translators, {len(studio.directions)} "
           f"directions, {len(studio.stylemaps)} StyleMapGAN; uploads ≤ {limits.max_bytes / 1e6:.1f} MB, "
           f"≤ {limits.max_pixels / 1e6:.1f} MP; Ctrl-C stops)", flush=True)

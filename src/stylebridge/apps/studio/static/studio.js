@@ -204,6 +204,7 @@ function initTranslate(info) {
   });
   $("tr-file").addEventListener("change", async (e) => {
     const f = e.target.files[0];
+    e.target.value = "";
     if (!f) return;
     try { await drawPicture((await upload("translate", f, $("tr-align").checked)).picture); } catch (err) { showError(err); }
   });
@@ -275,13 +276,16 @@ function initEdit(info) {
   };
   $("ed-invert").addEventListener("click", invert);
   $("ed-example").addEventListener("click", () => { source = { example: "face", seed: +$("ed-example-seed").value }; invert(); });
+  $("ed-example-seed").addEventListener("change", () => { source = { example: "face", seed: +$("ed-example-seed").value }; });
   $("ed-file").addEventListener("change", async (e) => {
     const f = e.target.files[0];
+    e.target.value = "";
     if (!f) return;
     try { await upload("edit", f, $("ed-align").checked); source = { slot: "edit" }; await invert(); } catch (err) { showError(err); }
   });
   $("ed-reset").addEventListener("click", () => {
     for (const s of box.querySelectorAll("input[data-direction]")) { s.value = 0; s.nextSibling.textContent = "0"; }
+    for (const l of box.querySelectorAll("input[data-layers]")) l.value = l.defaultValue;
     edit();
   });
 }
@@ -366,11 +370,11 @@ function initLocal(info) {
     try { await setReference({ example: "face", seed }, await exampleFace(seed)); } catch (e) { showError(e); }
   });
   $("lo-source-file").addEventListener("change", async (e) => {
-    const f = e.target.files[0]; if (!f) return;
+    const f = e.target.files[0]; e.target.value = ""; if (!f) return;
     try { setSource({ slot: "local-source" }, (await upload("local-source", f, false)).picture); } catch (err) { showError(err); }
   });
   $("lo-ref-file").addEventListener("change", async (e) => {
-    const f = e.target.files[0]; if (!f) return;
+    const f = e.target.files[0]; e.target.value = ""; if (!f) return;
     try { await setReference({ slot: "local-reference" }, (await upload("local-reference", f, false)).picture); } catch (err) { showError(err); }
   });
   $("lo-clear").addEventListener("click", () => { mctx.clearRect(0, 0, mask.width, mask.height); refreshTint(); redraw(); run(); });
@@ -424,7 +428,7 @@ function initCompare(info) {
     } catch (e) { showError(e); }
   });
   $("cmp-file").addEventListener("change", async (e) => {
-    const f = e.target.files[0]; if (!f) return;
+    const f = e.target.files[0]; e.target.value = ""; if (!f) return;
     try { const j = await upload("compare", f, $("cmp-align").checked); show($("cmp-input"), j.picture); source = { slot: "compare" }; await run(); } catch (err) { showError(err); }
   });
   $("cmp-run").addEventListener("click", () => run().catch(showError));
