@@ -30,8 +30,9 @@ sys.modules.pop("onnx", None)
 import stylebridge  # noqa: E402
 from stylebridge.formats.onnx import check_onnx, export_onnx, onnx_plan  # noqa: E402
 
-MODELS = ("synthfaces-64", "synthfaces-64-psp-inversion", "synthfaces-64-e4e-inversion", "synthfaces-64-actmap",
-          "synthfaces-64-stylemapgan", "synthfaces-64-distill-smile")
+MODELS = ("synthfaces-64", "synthfaces-64-psp-inversion", "synthfaces-64-e4e-inversion",
+          "synthfaces-64-restyle-e4e-inversion", "synthfaces-64-actmap", "synthfaces-64-stylemapgan",
+          "synthfaces-64-distill-smile")
 
 
 def main() -> None:

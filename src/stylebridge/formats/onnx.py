@@ -15,9 +15,13 @@ activation-map translators  ``images`` [N, 3, S, S] and ``w_plus`` [N, num_ws,  
                             w_dim] (the styles: mean w, a seed's, an encoder's)
 StyleMapGAN                 ``images`` [N, 3, R, R]                               ``output`` [N, 3, R, R]
                                                                                   (decode(encode(images)))
+ReStyle (pSp / e4e)         ``images`` [N, C, S, S]                               ``w_plus`` [N, num_ws, w_dim]
+                                                                                  (after ``config.n_iters`` steps)
 ==========================  ====================================================  ==============================
 
-ReStyle is refused (each iteration decodes and re-encodes: export its parts).
+ReStyle's iterations are unrolled into one graph: encoder, residual, decode with the generator, pool, ``n_iters``
+times (the last decode is left out: only the code is returned); the first step's average image is stored in the
+file as a constant.
 
 Generators run the modulated convolutions in their "shared" form (``ops.modulated_conv2d``: the styles scale the
 activations, one convolution with the constant weight, the demodulation scales its output), so the file holds each
@@ -91,6 +95,26 @@ class _Translate(torch.nn.Module):
                                                     modconv="shared", channels_last=False)
 
 
+class _ReStyleEncode(torch.nn.Module):
+    """images → W+ through ``n_iters`` ReStyle steps, unrolled (`ReStyle.iterate` without the final decode)."""
+
+    def __init__(self, model: ReStyle) -> None:
+        super().__init__()
+        self.model = model
+        with torch.no_grad():
+            self.register_buffer("average", model.average_image(1).detach().clone())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        w = m.latent_avg[None]
+        y = self.average.expand(images.shape[0], -1, -1, -1)
+        for k in range(m.config.n_iters):
+            w = w + m.encoder(torch.cat([images, y], dim=1))
+            if k + 1 < m.config.n_iters:
+                y = m.pool(m.decoder.synthesize(w, noise_mode="const", modconv="shared", channels_last=False))
+        return w
+
+
 @dataclass
 class OnnxPlan:
     """How one model is exported and checked (`onnx_plan`): the module to trace, its named inputs (shape without
@@ -116,7 +140,7 @@ def _images(n: int, c: int, size: int, g: torch.Generator) -> torch.Tensor:
 
 
 def onnx_plan(m: torch.nn.Module) -> OnnxPlan:
-    """The `OnnxPlan` of a model of `EXPORTABLE` (fp32, CPU, eval); ValueError for others (and for ReStyle)."""
+    """The `OnnxPlan` of a model of `EXPORTABLE` (fp32, CPU, eval); ValueError for others."""
     if isinstance(m, Pix2PixHDGenerator):
         c, size = m.config.in_channels, _size(m)
         return OnnxPlan(m, [("images", (c, size, size))], "output", lambda n, g: (_images(n, c, size, g),), m)
@@ -128,8 +152,9 @@ def onnx_plan(m: torch.nn.Module) -> OnnxPlan:
         return OnnxPlan(m, [("images", (3, size, size))], "output", lambda n, g: (_images(n, 3, size, g),),
                      m.reconstruct)
     if isinstance(m, ReStyle):
-        raise ValueError("ONNX export does not cover ReStyle: each of its iterations decodes with the generator and "
-                         "re-encodes; export its generator (or use pSp / e4e)")
+        c, size = m.config.encoder.image_channels, m.config.encoder.input_size
+        return OnnxPlan(_ReStyleEncode(m), [("images", (c, size, size))], "w_plus",
+                     lambda n, g: (_images(n, c, size, g),), m.encode)
     if isinstance(m, StyleEncoderModel):
         c, size = m.config.encoder.in_channels, m.config.encoder.input_size
         return OnnxPlan(_Encode(m), [("images", (c, size, size))], "w_plus",
