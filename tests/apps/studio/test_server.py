@@ -268,3 +268,20 @@ def _quantised(x: torch.Tensor) -> torch.Tensor:
     from stylebridge.core.imageio import to_tensor
 
     return to_tensor(_pil(x[0].clamp(-1, 1)))
+
+
+def test_upload_with_alignment(client, astronaut, studio):
+    """A real photo is aligned into the generator's layout (dlib) at upload; a picture without a face is refused."""
+    if studio.align_available():
+        pytest.skip(studio.align_available())
+    photo = io.BytesIO()
+    Image.open(astronaut).convert("RGB").save(photo, format="JPEG", quality=85)  # under this client's 200 KB limit
+    r = client.post("/api/upload/photo?align=1", content=photo.getvalue())
+    assert r.status_code == 200 and r.json()["aligned"] is True, r.text
+    aligned = _decode(r.json()["picture"])
+    assert aligned.shape == (3, 256, 256)
+    out = client.post("/api/translate", json={"method": "synthfaces-64-actmap", "source": {"slot": "photo"}})
+    assert out.status_code == 200
+    blank = _png(Image.new("RGB", (200, 200), (128, 128, 128)))
+    r = client.post("/api/upload/photo?align=1", content=blank)
+    assert r.status_code == 400 and "no face found" in r.json()["error"]
