@@ -276,12 +276,14 @@ def test_upload_with_alignment(client, astronaut, studio):
         pytest.skip(studio.align_available())
     photo = io.BytesIO()
     Image.open(astronaut).convert("RGB").save(photo, format="JPEG", quality=85)  # under this client's 200 KB limit
-    r = client.post("/api/upload/photo?align=1", content=photo.getvalue())
+    fresh = {SESSION_HEADER: client.post("/api/session").json()["token"]}  # the shared one holds 8 uploads by now
+    r = client.post("/api/upload/photo?align=1", content=photo.getvalue(), headers=fresh)
     assert r.status_code == 200 and r.json()["aligned"] is True, r.text
     aligned = _decode(r.json()["picture"])
     assert aligned.shape == (3, 256, 256)
-    out = client.post("/api/translate", json={"method": "synthfaces-64-actmap", "source": {"slot": "photo"}})
+    out = client.post("/api/translate", json={"method": "synthfaces-64-actmap", "source": {"slot": "photo"}},
+                      headers=fresh)
     assert out.status_code == 200
     blank = _png(Image.new("RGB", (200, 200), (128, 128, 128)))
-    r = client.post("/api/upload/photo?align=1", content=blank)
+    r = client.post("/api/upload/photo?align=1", content=blank, headers=fresh)
     assert r.status_code == 400 and "no face found" in r.json()["error"]
