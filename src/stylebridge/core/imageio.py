@@ -10,7 +10,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -128,10 +128,10 @@ def scan_images(root: str | os.PathLike, exclude: Iterable[str | os.PathLike] = 
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
-def _open_checked(path: Path, max_pixels: int) -> Image.Image:
-    """Image.open + size check, before any pixel is decoded."""
+def _open_checked(path: Path, max_pixels: int, formats: Sequence[str] | None = None) -> Image.Image:
+    """Image.open (of ``formats`` only, when given) + size check, before any pixel is decoded."""
     try:
-        img = Image.open(path)
+        img = Image.open(path, formats=formats)
     except Image.DecompressionBombError as e:
         raise BadImageError(f"{path}: too many pixels, refused as a possible decompression bomb ({e})") from e
     w, h = img.size
@@ -173,13 +173,14 @@ def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
 
 
 def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
-               background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+               background: tuple[int, int, int] = (255, 255, 255),
+               formats: Sequence[str] | None = None) -> Image.Image:
     """Decode one image file fully into an RGB PIL image (EXIF orientation applied).
 
     Handles 1-bit, L, LA, P (with or without transparency), RGBA (composited onto ``background``), CMYK and
     16-bit grayscale (scaled, not clipped). Images larger than ``max_pixels`` are refused from the header,
-    before any pixel is decoded. Raises BadImageError("PATH: reason") for missing, truncated, corrupt or
-    non-image files.
+    before any pixel is decoded. ``formats``: the Pillow formats accepted (e.g. ("PNG", "JPEG")); None: any
+    Pillow reads. Raises BadImageError("PATH: reason") for missing, truncated, corrupt or non-image files.
     """
     path = Path(path)
     if not path.is_file():
@@ -193,14 +194,15 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
         # about odd-but-readable files (corrupt EXIF, …) would repeat every epoch, so they are muted too.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
-        out = _decode(path, max_pixels, background)
+        out = _decode(path, max_pixels, background, formats)
     out.info.clear()  # no ICC profile / EXIF / dpi carried into files we write: pixels are all we keep
     return out
 
 
-def _decode(path: Path, max_pixels: int, background: tuple[int, int, int]) -> Image.Image:
+def _decode(path: Path, max_pixels: int, background: tuple[int, int, int],
+            formats: Sequence[str] | None = None) -> Image.Image:
     try:
-        with _open_checked(path, max_pixels) as img:
+        with _open_checked(path, max_pixels, formats) as img:
             img.load()  # decode everything now: truncation and corrupt data only show up here
             try:
                 img = ImageOps.exif_transpose(img)
@@ -218,7 +220,8 @@ def _decode(path: Path, max_pixels: int, background: tuple[int, int, int]) -> Im
         # bad data; all of them mean the same thing to us.
         reason = _one_line(e) or type(e).__name__
         if isinstance(e, Image.UnidentifiedImageError):
-            reason = "not an image Pillow can read" if path.stat().st_size else "empty file"
+            what = f"not an image ({', '.join(formats)})" if formats else "not an image Pillow can read"
+            reason = what if path.stat().st_size else "empty file"
         raise BadImageError(f"{path}: {reason}") from e
     return out
 

@@ -158,7 +158,7 @@ class Translator:
 
 def _family(model: torch.nn.Module, pipe: Pipeline) -> str:
     if pipe.name == "encoder":
-        return str(getattr(model, "model_type", "encoder")).replace("restyle_", "restyle-")
+        return str(getattr(model, "model_type", "encoder"))  # "psp", "e4e", "restyle"
     return {"pix2pixhd": "distilled"}.get(pipe.name, pipe.name)
 
 
@@ -265,7 +265,7 @@ class Studio:
                              "multimodal": t.multimodal, "walk": t.walk} for t in self.translators.values()],
             "inverters": [*self.inverters, "optimize"],
             "optimize_steps": list(OPTIMIZE_STEPS),
-            "directions": [{"name": n, "short": n.rsplit("-", 1)[-1] if n.startswith("synthfaces-64-") else n,
+            "directions": [{"name": n, "short": d.name or n,
                             "layers": _layers_text(d.config.layers, G.num_ws),
                             "range": list(d.config.strength_range or (-3.0, 3.0))}
                            for n, d in self.directions.items()],
@@ -475,15 +475,10 @@ class Studio:
         part = torch.zeros(R, R)
         if mask is not None:
             part = torch.nn.functional.interpolate(mask.float()[None, None], size=(R, R), mode="area")[0, 0]
-        from stylebridge.data.synthfaces import SEG_LABELS
-
-        regions = sorted({str(r) for r in regions})
-        unknown = [r for r in regions if r not in SEG_LABELS or r == "background"]
-        if unknown:
-            raise StudioError(f"unknown region(s) {', '.join(unknown[:5])} (regions: {', '.join(SEG_LABELS[1:])})")
+        regions = sorted({str(r) for r in regions})  # a repeated name adds nothing
         if regions:
-            try:
-                part = torch.maximum(part, (region_mask(list(regions), R) + 1) / 2)
+            try:  # region_mask names unknown regions in its error
+                part = torch.maximum(part, (region_mask(regions, R) + 1) / 2)
             except ValueError as e:
                 raise StudioError(str(e)) from None
         if not (part > 0.5).any():
